@@ -1,0 +1,295 @@
+/*
+ * authpool — argon2id password checks on worker threads.
+ *
+ * Owns N threads, each with its own struct accounts connection (opened in
+ * authpool_new so that a bad database fails at start-up), and a bounded
+ * FIFO of requests guarded by one mutex and condition variable.
+ *
+ * A request is one heap record that carries the copied user and password
+ * in, and the result and canonical address back: the worker wipes the
+ * password, fills in the answer and hands the record to the requesting
+ * loop with loopcall(); the loop side calls the callback and frees it.
+ *
+ * Failures: a full queue, a stopping pool or a database error answer
+ * AUTH_TEMPFAIL, always through loopcall(), never inline, so a caller is
+ * never re-entered from authpool_verify().  Only when memory runs out so
+ * far that not even that can be queued is the callback lost (logged).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "auth/authpool.h"
+#include "auth/sasl.h"
+#include "util/log.h"
+#include "util/loopcall.h"
+
+#define AP_QUEUE_MAX	10000
+#define AP_THREADS_MAX	64
+#define AP_USER_MAX	SASL_FIELD_MAX
+#define AP_PASS_MAX	SASL_FIELD_MAX
+
+struct ap_req {
+	struct ap_req	*next;
+	struct event_base *base;
+	authpool_cb	 cb;
+	void		*arg;
+	enum auth_result result;
+	size_t		 passlen;
+	char		 user[AP_USER_MAX + 1];
+	char		 pass[AP_PASS_MAX + 1];	/* wiped before delivery */
+	char		 canon[256];
+};
+
+struct ap_worker {
+	struct authpool	*ap;
+	struct accounts	*acct;
+	pthread_t	 tid;
+	int		 started;
+};
+
+struct authpool {
+	pthread_mutex_t	 mu;
+	pthread_cond_t	 cv;
+	struct ap_req	*head, *tail;	/* FIFO, guarded by mu */
+	size_t		 pending;	/* requests in the FIFO */
+	int		 stopping;	/* guarded by mu */
+	time_t		 full_logged;	/* last "queue full" line, guarded by mu */
+	struct pwhash_params pp;
+	struct ap_worker *workers;
+	int		 nworkers;
+};
+
+static void
+ap_deliver(void *p)
+{
+	struct ap_req *r = p;
+
+	r->cb(r->arg, r->result, r->result == AUTH_OK ? r->canon : NULL);
+	sodium_memzero(r, sizeof(*r));
+	free(r);
+}
+
+/*
+ * Sends r back to its loop with the result set.  loopcall() can only fail
+ * for lack of memory: retry briefly rather than drop the answer.
+ */
+static void
+ap_answer(struct ap_req *r, enum auth_result result)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int tries;
+
+	sodium_memzero(r->pass, sizeof(r->pass));
+	r->passlen = 0;
+	r->result = result;
+	if (result != AUTH_OK)
+		r->canon[0] = '\0';
+	for (tries = 0; tries < 100; tries++) {
+		if (loopcall(r->base, ap_deliver, r) == 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	log_err("authpool: out of memory, an AUTH answer was lost");
+	sodium_memzero(r, sizeof(*r));
+	free(r);
+}
+
+static void *
+ap_main(void *p)
+{
+	struct ap_worker *w = p;
+	struct authpool *ap = w->ap;
+	struct ap_req *r;
+	enum auth_result res;
+
+	for (;;) {
+		pthread_mutex_lock(&ap->mu);
+		while (ap->head == NULL && !ap->stopping)
+			pthread_cond_wait(&ap->cv, &ap->mu);
+		/* On stop, leave the queue to authpool_free(): it answers it. */
+		if (ap->stopping) {
+			pthread_mutex_unlock(&ap->mu);
+			break;
+		}
+		r = ap->head;
+		ap->head = r->next;
+		if (ap->head == NULL)
+			ap->tail = NULL;
+		ap->pending--;
+		pthread_mutex_unlock(&ap->mu);
+
+		r->next = NULL;
+		res = accounts_verify(w->acct, r->user, r->pass, r->passlen,
+		    &ap->pp, r->canon, sizeof(r->canon));
+		ap_answer(r, res);
+	}
+	return NULL;
+}
+
+struct authpool *
+authpool_new(const char *dbpath, int nthreads,
+    const struct pwhash_params *pp, char *err, size_t errlen)
+{
+	struct authpool *ap;
+	long ncpu;
+	int i, rc;
+
+	if (nthreads <= 0) {
+		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		nthreads = ncpu > 0 ? (int)(ncpu > AP_THREADS_MAX ?
+		    AP_THREADS_MAX : ncpu) : 1;
+	}
+	if (nthreads > AP_THREADS_MAX)
+		nthreads = AP_THREADS_MAX;
+	if ((ap = calloc(1, sizeof(*ap))) == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (pp != NULL)
+		ap->pp = *pp;
+	if (pthread_mutex_init(&ap->mu, NULL) != 0) {
+		free(ap);
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "pthread_mutex_init failed");
+		return NULL;
+	}
+	if (pthread_cond_init(&ap->cv, NULL) != 0) {
+		pthread_mutex_destroy(&ap->mu);
+		free(ap);
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "pthread_cond_init failed");
+		return NULL;
+	}
+	if ((ap->workers = calloc((size_t)nthreads,
+	    sizeof(*ap->workers))) == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	ap->nworkers = nthreads;
+	/*
+	 * Create the file and schema if needed: a fresh setup has an empty
+	 * store, and the daemon should still start (every login is denied).
+	 */
+	for (i = 0; i < nthreads; i++) {
+		ap->workers[i].ap = ap;
+		if ((ap->workers[i].acct = accounts_open(dbpath, 1, err,
+		    errlen)) == NULL)
+			goto fail;
+	}
+	for (i = 0; i < nthreads; i++) {
+		if ((rc = pthread_create(&ap->workers[i].tid, NULL, ap_main,
+		    &ap->workers[i])) != 0) {
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "pthread_create: %s",
+				    strerror(rc));
+			goto fail;
+		}
+		ap->workers[i].started = 1;
+	}
+	return ap;
+fail:
+	authpool_free(ap);
+	return NULL;
+}
+
+void
+authpool_free(struct authpool *ap)
+{
+	struct ap_req *r, *next;
+	int i;
+
+	if (ap == NULL)
+		return;
+	pthread_mutex_lock(&ap->mu);
+	ap->stopping = 1;
+	r = ap->head;
+	ap->head = ap->tail = NULL;
+	ap->pending = 0;
+	pthread_cond_broadcast(&ap->cv);
+	pthread_mutex_unlock(&ap->mu);
+
+	/* Answer what never reached a worker while the busy ones finish. */
+	for (; r != NULL; r = next) {
+		next = r->next;
+		ap_answer(r, AUTH_TEMPFAIL);
+	}
+	for (i = 0; i < ap->nworkers; i++) {
+		if (ap->workers[i].started)
+			pthread_join(ap->workers[i].tid, NULL);
+		accounts_close(ap->workers[i].acct);
+	}
+	free(ap->workers);
+	pthread_cond_destroy(&ap->cv);
+	pthread_mutex_destroy(&ap->mu);
+	free(ap);
+}
+
+void
+authpool_verify(struct authpool *ap, struct event_base *base,
+    const char *user, const char *password, size_t passlen,
+    authpool_cb cb, void *arg)
+{
+	struct ap_req *r;
+	size_t ulen;
+	int full = 0, logit = 0;
+	time_t now;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		log_err("authpool: out of memory, an AUTH answer was lost");
+		return;
+	}
+	r->base = base;
+	r->cb = cb;
+	r->arg = arg;
+	ulen = user != NULL ? strnlen(user, AP_USER_MAX + 1) : 0;
+	/*
+	 * Over-long input cannot match any account.  The SASL layer bounds
+	 * both fields to the same sizes, so a client cannot reach this early
+	 * answer to probe timing.
+	 */
+	if (ulen > AP_USER_MAX || passlen > AP_PASS_MAX ||
+	    (password == NULL && passlen > 0)) {
+		ap_answer(r, AUTH_DENIED);
+		return;
+	}
+	memcpy(r->user, user != NULL ? user : "", ulen);
+	r->user[ulen] = '\0';
+	if (passlen > 0)
+		memcpy(r->pass, password, passlen);
+	r->passlen = passlen;
+
+	pthread_mutex_lock(&ap->mu);
+	if (ap->stopping || ap->pending >= AP_QUEUE_MAX) {
+		full = 1;
+		/* One line a second is enough under a flood. */
+		now = time(NULL);
+		if (!ap->stopping && now != ap->full_logged) {
+			ap->full_logged = now;
+			logit = 1;
+		}
+	} else {
+		if (ap->tail != NULL)
+			ap->tail->next = r;
+		else
+			ap->head = r;
+		ap->tail = r;
+		ap->pending++;
+		pthread_cond_signal(&ap->cv);
+	}
+	pthread_mutex_unlock(&ap->mu);
+	if (full) {
+		if (logit)
+			log_warn("authpool: queue full (%d pending), answering "
+			    "tempfail", AP_QUEUE_MAX);
+		ap_answer(r, AUTH_TEMPFAIL);
+	}
+}

@@ -1,0 +1,921 @@
+/*
+ * spool — the durable queue on disk: write path, group commit, recovery.
+ *
+ * Layout under the spool directory:
+ *	lock		flock()ed by the one daemon that owns the spool
+ *	tmp/QID		a message being received (never acknowledged)
+ *	queue/QID	a committed message: envelope header + message bytes
+ *	corrupt/QID	files recovery could not read, kept for the operator
+ *
+ * Write path: spool_msg_begin() opens tmp/QID and buffers the envelope;
+ * spool_msg_write() buffers the message and writes only full 64 KiB
+ * chunks, so a typical message costs open + one write + fdatasync +
+ * rename + close.  spool_msg_commit() queues the message for the commit
+ * thread, which takes every queued message at once (group commit):
+ * flush + fdatasync + close for each (spread over a few sync threads, so
+ * that the file system merges the fdatasyncs into few journal commits),
+ * rename each into queue/, ONE fsync of queue/ for the batch, and only
+ * then the callbacks, handed to each session's event loop (one loopcall
+ * per event loop per batch).
+ *
+ * Owns: the lock fd, the queue/ directory fd, the commit and sync
+ * threads, every struct spool_msg from begin to its callback/abort.
+ * Fails: a message whose write, fdatasync, close or rename failed gets
+ * that errno and its tmp file is unlinked; if the directory fsync fails,
+ * the whole batch gets the errno and the renamed files are unlinked again
+ * (never report success without durability).  Errors are logged once per
+ * message, keyed by the queue id.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "queue/spool.h"
+#include "util/log.h"
+#include "util/loopcall.h"
+
+/* Private to src/queue/ (qid.c, spool_fault.c). */
+void	spool_qid_floor(const char *qid);
+int	spool_faults_from_env(const struct spool_fsops **out, char *err,
+	    size_t errlen);
+
+#define SPOOL_CHUNK	(64 * 1024)	/* write unit of the message buffer */
+#define SPOOL_BATCH_MAX	1024		/* messages per directory fsync */
+#define SPOOL_SYNC_MAX	16		/* sync threads, commit thread included */
+#ifndef SPOOL_SYNC_DEFAULT
+#define SPOOL_SYNC_DEFAULT 8
+#endif
+
+struct spool_msg {
+	struct spool	*sp;
+	struct spool_msg *next;		/* commit queue / callback group */
+	int		 fd;		/* tmp/QID, -1 once closed */
+	int		 err;		/* sticky errno; 0 = fine so far */
+	int		 renamed;	/* now in queue/ */
+	char		 qid[SPOOL_QID_SIZE];
+	char		*buf;		/* not yet written bytes */
+	size_t		 len;
+	size_t		 cap;
+	uint64_t	 size;		/* message bytes, header excluded */
+	struct event_base *base;
+	spool_commit_cb	 cb;
+	void		*arg;
+};
+
+struct spool {
+	char		*dir;
+	int		 lockfd;
+	int		 queuefd;	/* queue/, fsync'd once per batch */
+	const struct spool_fsops *fs;
+	uint64_t	 min_free;
+
+	pthread_mutex_t	 mu;		/* guards the commit queue */
+	pthread_cond_t	 cv;
+	struct spool_msg *head;
+	struct spool_msg **tailp;
+	int		 stopping;
+	pthread_t	 thread;
+	int		 thread_started;
+
+	/* Sync work of the current batch, shared with the sync threads. */
+	pthread_mutex_t	 wmu;
+	pthread_cond_t	 wcv;		/* work available / stop */
+	pthread_cond_t	 dcv;		/* batch done */
+	struct spool_msg **work;
+	size_t		 nwork;
+	size_t		 wnext;		/* next item to take */
+	size_t		 wdone;		/* items finished */
+	int		 wstop;
+	pthread_t	 workers[SPOOL_SYNC_MAX];
+	int		 nworkers;
+	struct spool_msg **batch;	/* SPOOL_BATCH_MAX, commit thread only */
+
+	pthread_mutex_t	 smu;		/* space cache */
+	struct timespec	 space_at;
+	int		 space_valid;
+	int		 space_result;
+};
+
+/* Default file-system calls. */
+
+static int
+fs_open(const char *path, int flags, mode_t mode)
+{
+	return open(path, flags, mode);
+}
+
+static ssize_t
+fs_write(int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len);
+}
+
+/*
+ * rename() that refuses to replace an existing queue file: a queue-id
+ * collision must fail loudly, not overwrite an acknowledged message.
+ */
+static int
+fs_rename(const char *from, const char *to)
+{
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	return rename(from, to);
+}
+
+const struct spool_fsops spool_fsops_default = {
+	.open = fs_open,
+	.write = fs_write,
+	.fdatasync = fdatasync,
+	.fsync = fsync,
+	.rename = fs_rename,
+	.close = close,
+	.unlink = unlink,
+};
+
+static int
+spool_path(char *buf, size_t len, const char *dir, const char *sub,
+    const char *name)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s/%s%s%s", dir, sub, name ? "/" : "",
+	    name ? name : "");
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+spool_msg_path(const char *dir, const char *qid, char *buf, size_t len)
+{
+	if (dir == NULL || !spool_qid_valid(qid)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return spool_path(buf, len, dir, "queue", qid);
+}
+
+/* --- write path (session's event-loop thread) --- */
+
+/* Writes out the whole buffer; the error sticks. */
+static int
+msg_flush(struct spool_msg *m)
+{
+	size_t off = 0;
+
+	if (m->err)
+		return -1;
+	while (off < m->len) {
+		ssize_t n = m->sp->fs->write(m->fd, m->buf + off, m->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			m->err = n < 0 ? errno : EIO;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	m->len = 0;
+	return 0;
+}
+
+static void
+msg_free(struct spool_msg *m)
+{
+	free(m->buf);
+	free(m);
+}
+
+struct spool_msg *
+spool_msg_begin(struct spool *sp, struct envelope *env)
+{
+	char path[PATH_MAX];
+	struct spool_msg *m;
+	char *hdr = NULL;
+	size_t hlen = 0;
+	int tries, e;
+
+	if (sp == NULL || env == NULL || env->mail_from == NULL ||
+	    env->nrcpts == 0) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	m->sp = sp;
+	m->fd = -1;
+	env->arrival = time(NULL);
+	for (tries = 0; tries < 3; tries++) {
+		spool_qid_new(env->qid);
+		free(hdr);
+		if (envelope_format(env, &hdr, &hlen) < 0)
+			goto fail;
+		if (spool_path(path, sizeof(path), sp->dir, "tmp",
+		    env->qid) < 0)
+			goto fail;
+		m->fd = sp->fs->open(path, O_CREAT | O_EXCL | O_WRONLY |
+		    O_CLOEXEC, 0600);
+		/* EEXIST: an id collision (clock trouble); take another. */
+		if (m->fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (m->fd < 0)
+		goto fail;
+	memcpy(m->qid, env->qid, SPOOL_QID_SIZE);
+	/* The header becomes the start of the buffer; grow it to hold a
+	 * small message whole. */
+	m->cap = hlen + 16 * 1024;
+	if (m->cap < hlen) {
+		errno = EOVERFLOW;
+		goto fail;
+	}
+	if ((m->buf = realloc(hdr, m->cap)) == NULL)
+		goto fail;
+	hdr = NULL;
+	m->len = hlen;
+	return m;
+fail:
+	e = errno;
+	if (m->fd >= 0) {
+		sp->fs->close(m->fd);
+		sp->fs->unlink(path);
+	}
+	free(hdr);
+	msg_free(m);
+	errno = e;
+	return NULL;
+}
+
+int
+spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	if (m->err) {
+		errno = m->err;
+		return -1;
+	}
+	if (len > UINT64_MAX - m->size) {
+		m->err = EFBIG;
+		errno = EFBIG;
+		return -1;
+	}
+	m->size += len;
+	while (len > 0) {
+		size_t room = m->cap - m->len, n;
+
+		if (room == 0) {
+			if (m->cap < SPOOL_CHUNK) {
+				size_t ncap = m->cap * 2;
+				char *nb;
+
+				if (ncap > SPOOL_CHUNK)
+					ncap = SPOOL_CHUNK;
+				if ((nb = realloc(m->buf, ncap)) == NULL) {
+					m->err = ENOMEM;
+					errno = ENOMEM;
+					return -1;
+				}
+				m->buf = nb;
+				m->cap = ncap;
+			} else if (msg_flush(m) < 0) {
+				errno = m->err;
+				return -1;
+			}
+			continue;
+		}
+		n = len < room ? len : room;
+		memcpy(m->buf + m->len, p, n);
+		m->len += n;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+uint64_t
+spool_msg_size(const struct spool_msg *m)
+{
+	return m->size;
+}
+
+void
+spool_msg_abort(struct spool_msg *m)
+{
+	char path[PATH_MAX];
+
+	if (m == NULL)
+		return;
+	if (m->fd >= 0)
+		m->sp->fs->close(m->fd);
+	if (spool_path(path, sizeof(path), m->sp->dir, "tmp", m->qid) == 0)
+		m->sp->fs->unlink(path);
+	msg_free(m);
+}
+
+void
+spool_msg_commit(struct spool_msg *m, struct event_base *base,
+    spool_commit_cb cb, void *arg)
+{
+	struct spool *sp = m->sp;
+
+	m->base = base;
+	m->cb = cb;
+	m->arg = arg;
+	m->next = NULL;
+	pthread_mutex_lock(&sp->mu);
+	*sp->tailp = m;
+	sp->tailp = &m->next;
+	pthread_cond_signal(&sp->cv);
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* --- commit thread --- */
+
+/* flush + fdatasync + close of one message (any sync thread). */
+static void
+msg_sync(struct spool_msg *m)
+{
+	const struct spool_fsops *fs = m->sp->fs;
+
+	if (!m->err && m->len > 0)
+		msg_flush(m);
+	if (!m->err && fs->fdatasync(m->fd) < 0)
+		m->err = errno ? errno : EIO;
+	if (m->fd >= 0 && fs->close(m->fd) < 0 && !m->err)
+		m->err = errno ? errno : EIO;
+	m->fd = -1;
+	free(m->buf);
+	m->buf = NULL;
+	m->len = m->cap = 0;
+}
+
+/* Takes and syncs items of the current batch until none is left.
+ * Called with wmu held; returns with it held. */
+static void
+sync_take(struct spool *sp)
+{
+	while (sp->wnext < sp->nwork) {
+		struct spool_msg *m = sp->work[sp->wnext++];
+
+		pthread_mutex_unlock(&sp->wmu);
+		msg_sync(m);
+		pthread_mutex_lock(&sp->wmu);
+		if (++sp->wdone == sp->nwork)
+			pthread_cond_signal(&sp->dcv);
+	}
+}
+
+static void *
+sync_main(void *arg)
+{
+	struct spool *sp = arg;
+
+	pthread_mutex_lock(&sp->wmu);
+	for (;;) {
+		while (!sp->wstop && sp->wnext >= sp->nwork)
+			pthread_cond_wait(&sp->wcv, &sp->wmu);
+		if (sp->wstop)
+			break;
+		sync_take(sp);
+	}
+	pthread_mutex_unlock(&sp->wmu);
+	return NULL;
+}
+
+/* Makes every message of v durable in its tmp file, in parallel. */
+static void
+batch_sync(struct spool *sp, struct spool_msg **v, size_t n)
+{
+	size_t i, wake;
+
+	pthread_mutex_lock(&sp->wmu);
+	sp->work = v;
+	sp->nwork = n;
+	sp->wnext = 0;
+	sp->wdone = 0;
+	wake = n - 1 < (size_t)sp->nworkers ? n - 1 : (size_t)sp->nworkers;
+	for (i = 0; i < wake; i++)
+		pthread_cond_signal(&sp->wcv);
+	sync_take(sp);
+	while (sp->wdone < sp->nwork)
+		pthread_cond_wait(&sp->dcv, &sp->wmu);
+	sp->work = NULL;
+	sp->nwork = sp->wnext = sp->wdone = 0;
+	pthread_mutex_unlock(&sp->wmu);
+}
+
+struct cb_group {
+	struct spool_msg *list;
+};
+
+static void
+cb_group_run(void *arg)
+{
+	struct cb_group *g = arg;
+	struct spool_msg *m, *next;
+
+	for (m = g->list; m != NULL; m = next) {
+		next = m->next;
+		/* The callback may free its session; m is still ours. */
+		m->cb(m->arg, m->err, m->qid);
+		msg_free(m);
+	}
+	free(g);
+}
+
+/* Hands list (all for one base) to that base's loop.  Never gives up:
+ * every callback must run exactly once. */
+static void
+cb_group_post(struct event_base *base, struct spool_msg *list)
+{
+	struct cb_group *g;
+	int warned = 0;
+
+	for (;;) {
+		if ((g = malloc(sizeof(*g))) != NULL) {
+			g->list = list;
+			if (loopcall(base, cb_group_run, g) == 0)
+				return;
+			free(g);
+		}
+		if (!warned++)
+			log_err("spool: out of memory answering commits, "
+			    "retrying");
+		nanosleep(&(struct timespec){ 0, 10 * 1000 * 1000 }, NULL);
+	}
+}
+
+static void
+batch_answer(struct spool_msg **v, size_t n)
+{
+	size_t i, j;
+
+	/* Group by event loop: one wakeup per loop per batch. */
+	for (i = 0; i < n; i++) {
+		struct spool_msg *head = NULL, **tail = &head;
+
+		if (v[i] == NULL)
+			continue;
+		for (j = i; j < n; j++) {
+			if (v[j] == NULL || v[j]->base != v[i]->base)
+				continue;
+			*tail = v[j];
+			tail = &v[j]->next;
+			*tail = NULL;
+			if (j != i)
+				v[j] = NULL;
+		}
+		v[i] = NULL;
+		cb_group_post(head->base, head);
+	}
+}
+
+static void
+batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	size_t i, nrenamed = 0;
+	int e;
+
+	batch_sync(sp, v, n);
+	for (i = 0; i < n; i++) {
+		struct spool_msg *m = v[i];
+
+		if (spool_path(from, sizeof(from), sp->dir, "tmp",
+		    m->qid) < 0 ||
+		    spool_path(to, sizeof(to), sp->dir, "queue", m->qid) < 0) {
+			m->err = m->err ? m->err : errno;
+			continue;
+		}
+		if (!m->err && sp->fs->rename(from, to) < 0)
+			m->err = errno ? errno : EIO;
+		if (m->err) {
+			sp->fs->unlink(from);
+			log_err("%s: spool commit failed: %s", m->qid,
+			    strerror(m->err));
+			continue;
+		}
+		m->renamed = 1;
+		nrenamed++;
+	}
+	if (nrenamed > 0 && sp->fs->fsync(sp->queuefd) < 0) {
+		e = errno ? errno : EIO;
+		log_err("spool: fsync of %s/queue failed: %s; failing %zu "
+		    "messages", sp->dir, strerror(e), nrenamed);
+		for (i = 0; i < n; i++) {
+			if (!v[i]->renamed)
+				continue;
+			if (spool_path(to, sizeof(to), sp->dir, "queue",
+			    v[i]->qid) == 0)
+				sp->fs->unlink(to);
+			v[i]->renamed = 0;
+			v[i]->err = e;
+		}
+	}
+	batch_answer(v, n);
+}
+
+static void *
+commit_main(void *arg)
+{
+	struct spool *sp = arg;
+	struct spool_msg *list, *m;
+	size_t n;
+
+	pthread_mutex_lock(&sp->mu);
+	for (;;) {
+		while (sp->head == NULL && !sp->stopping)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		if (sp->head == NULL)
+			break;		/* stopping, nothing left */
+		list = sp->head;
+		sp->head = NULL;
+		sp->tailp = &sp->head;
+		pthread_mutex_unlock(&sp->mu);
+
+		while (list != NULL) {
+			for (n = 0; list != NULL && n < SPOOL_BATCH_MAX; n++) {
+				m = list;
+				list = m->next;
+				m->next = NULL;
+				sp->batch[n] = m;
+			}
+			batch_commit(sp, sp->batch, n);
+		}
+		pthread_mutex_lock(&sp->mu);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	return NULL;
+}
+
+/* --- open, recovery, close --- */
+
+static int
+mkdir_p(const char *path, char *err, size_t errlen)
+{
+	char buf[PATH_MAX];
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf)) {
+		snprintf(err, errlen, "spool directory name too long");
+		return -1;
+	}
+	memcpy(buf, path, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", buf,
+			    strerror(errno));
+			return -1;
+		}
+		buf[i] = i == n ? '\0' : '/';
+	}
+	return 0;
+}
+
+static int
+open_dir(const char *dir, const char *sub, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (spool_path(path, sizeof(path), dir, sub, NULL) < 0) {
+		snprintf(err, errlen, "spool directory name too long");
+		return -1;
+	}
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		snprintf(err, errlen, "cannot open %s: %s", path,
+		    strerror(errno));
+	return fd;
+}
+
+/* Removes every leftover of tmp/: none of them was acknowledged. */
+static int
+recover_tmp(struct spool *sp, char *err, size_t errlen)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, removed = 0;
+
+	if ((fd = open_dir(sp->dir, "tmp", err, errlen)) < 0)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		snprintf(err, errlen, "cannot read %s/tmp: %s", sp->dir,
+		    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) < 0) {
+			char esc[128];
+
+			log_warn("spool: cannot remove %s/tmp/%s: %s", sp->dir,
+			    log_escape(esc, sizeof(esc), de->d_name,
+			    strlen(de->d_name)), strerror(errno));
+			continue;
+		}
+		removed++;
+	}
+	if (removed > 0)
+		log_info("spool: removed %d unfinished messages from %s/tmp",
+		    removed, sp->dir);
+	closedir(d);
+	return 0;
+}
+
+/* Checks every queue/ file; moves the unreadable ones to corrupt/.
+ * Returns the number of good messages, or -1. */
+static int
+recover_queue(struct spool *sp, char *err, size_t errlen)
+{
+	struct envelope env;
+	struct dirent *de;
+	DIR *d;
+	int qfd, cfd, moved = 0, good = 0;
+
+	if ((cfd = open_dir(sp->dir, "corrupt", err, errlen)) < 0)
+		return -1;
+	if ((qfd = open_dir(sp->dir, "queue", err, errlen)) < 0) {
+		close(cfd);
+		return -1;
+	}
+	if ((d = fdopendir(qfd)) == NULL) {
+		snprintf(err, errlen, "cannot read %s/queue: %s", sp->dir,
+		    strerror(errno));
+		close(qfd);
+		close(cfd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		const char *why;
+		char esc[128];
+
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (!spool_qid_valid(de->d_name))
+			why = "not a queue id";
+		else if (spool_read_envelope(sp->dir, de->d_name, &env,
+		    NULL) == 0) {
+			envelope_clear(&env);
+			spool_qid_floor(de->d_name);
+			good++;
+			continue;
+		} else if (errno == ENOENT)
+			continue;
+		else
+			why = errno == EBADMSG ? "bad or truncated envelope" :
+			    strerror(errno);
+		log_escape(esc, sizeof(esc), de->d_name, strlen(de->d_name));
+		if (renameat(qfd, de->d_name, cfd, de->d_name) < 0) {
+			log_err("spool: %s: %s, and cannot move it to "
+			    "corrupt/: %s", esc, why, strerror(errno));
+			continue;
+		}
+		log_warn("%s: spool: %s, moved to %s/corrupt/", esc, why,
+		    sp->dir);
+		moved++;
+	}
+	if (moved > 0 && (fsync(cfd) < 0 || fsync(qfd) < 0))
+		log_warn("spool: fsync after recovery: %s", strerror(errno));
+	closedir(d);
+	close(cfd);
+	return good;
+}
+
+static void
+spool_free(struct spool *sp)
+{
+	if (sp->queuefd >= 0)
+		close(sp->queuefd);
+	if (sp->lockfd >= 0)
+		close(sp->lockfd);
+	pthread_mutex_destroy(&sp->mu);
+	pthread_cond_destroy(&sp->cv);
+	pthread_mutex_destroy(&sp->wmu);
+	pthread_cond_destroy(&sp->wcv);
+	pthread_cond_destroy(&sp->dcv);
+	pthread_mutex_destroy(&sp->smu);
+	free(sp->batch);
+	free(sp->dir);
+	free(sp);
+}
+
+static void
+spool_stop_workers(struct spool *sp)
+{
+	int i;
+
+	pthread_mutex_lock(&sp->wmu);
+	sp->wstop = 1;
+	pthread_cond_broadcast(&sp->wcv);
+	pthread_mutex_unlock(&sp->wmu);
+	for (i = 0; i < sp->nworkers; i++)
+		pthread_join(sp->workers[i], NULL);
+	sp->nworkers = 0;
+}
+
+/* Number of sync threads: OUTPOST_SPOOL_SYNC_THREADS (1..16) or the
+ * default; more threads let ext4 merge more fdatasyncs into one journal
+ * commit, at no CPU cost (they sleep in the kernel). */
+static int
+sync_threads(void)
+{
+	const char *s = getenv("OUTPOST_SPOOL_SYNC_THREADS");
+	char *end;
+	long v;
+
+	if (s == NULL || *s == '\0')
+		return SPOOL_SYNC_DEFAULT;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end != '\0' || v < 1 || v > SPOOL_SYNC_MAX) {
+		log_warn("spool: ignoring OUTPOST_SPOOL_SYNC_THREADS=%.16s "
+		    "(want 1..%d)", s, SPOOL_SYNC_MAX);
+		return SPOOL_SYNC_DEFAULT;
+	}
+	return (int)v;
+}
+
+int
+spool_open(struct spool **out, const char *dir,
+    const struct spool_opts *opts, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	const struct spool_fsops *faults = NULL;
+	sigset_t all, old;
+	struct spool *sp;
+	int i, n, rc, nthreads;
+
+	*out = NULL;
+	if (errlen > 0)
+		err[0] = '\0';
+	if (dir == NULL || dir[0] == '\0' || strlen(dir) > PATH_MAX - 64) {
+		snprintf(err, errlen, "bad spool directory name");
+		return -1;
+	}
+	if ((sp = calloc(1, sizeof(*sp))) == NULL ||
+	    (sp->dir = strdup(dir)) == NULL ||
+	    (sp->batch = calloc(SPOOL_BATCH_MAX, sizeof(*sp->batch))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		if (sp != NULL) {
+			free(sp->dir);
+			free(sp);
+		}
+		return -1;
+	}
+	sp->lockfd = sp->queuefd = -1;
+	sp->tailp = &sp->head;
+	sp->min_free = opts ? opts->min_free_space : 0;
+	sp->fs = opts && opts->fsops ? opts->fsops : &spool_fsops_default;
+	pthread_mutex_init(&sp->mu, NULL);
+	pthread_cond_init(&sp->cv, NULL);
+	pthread_mutex_init(&sp->wmu, NULL);
+	pthread_cond_init(&sp->wcv, NULL);
+	pthread_cond_init(&sp->dcv, NULL);
+	pthread_mutex_init(&sp->smu, NULL);
+
+	if (opts == NULL || opts->fsops == NULL) {
+		if (spool_faults_from_env(&faults, err, errlen) < 0)
+			goto fail;
+		if (faults != NULL)
+			sp->fs = faults;
+	}
+	if (mkdir_p(dir, err, errlen) < 0)
+		goto fail;
+	if (chmod(dir, 0700) < 0 && errno != EPERM)
+		log_warn("spool: chmod %s: %s", dir, strerror(errno));
+	for (i = 0; i < 3; i++) {
+		static const char *const subs[] = { "tmp", "queue", "corrupt" };
+
+		if (spool_path(path, sizeof(path), dir, subs[i], NULL) < 0 ||
+		    (mkdir(path, 0700) < 0 && errno != EEXIST)) {
+			snprintf(err, errlen, "cannot create %s/%s: %s", dir,
+			    subs[i], strerror(errno));
+			goto fail;
+		}
+	}
+	if (spool_path(path, sizeof(path), dir, "lock", NULL) < 0 ||
+	    (sp->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0) {
+		snprintf(err, errlen, "cannot open %s/lock: %s", dir,
+		    strerror(errno));
+		goto fail;
+	}
+	if (flock(sp->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen, "another outpostd is using the "
+			    "spool %s (lock held)", dir);
+		else
+			snprintf(err, errlen, "cannot lock %s/lock: %s", dir,
+			    strerror(errno));
+		goto fail;
+	}
+	if (recover_tmp(sp, err, errlen) < 0 ||
+	    (n = recover_queue(sp, err, errlen)) < 0)
+		goto fail;
+	if ((sp->queuefd = open_dir(dir, "queue", err, errlen)) < 0)
+		goto fail;
+
+	/* Our threads take no signals: the daemon handles them on its
+	 * main loop. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	nthreads = sync_threads();
+	for (i = 0; i < nthreads - 1; i++) {
+		if ((rc = pthread_create(&sp->workers[i], NULL, sync_main,
+		    sp)) != 0)
+			break;
+		sp->nworkers++;
+	}
+	rc = pthread_create(&sp->thread, NULL, commit_main, sp);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot start the spool commit thread: "
+		    "%s", strerror(rc));
+		spool_stop_workers(sp);
+		goto fail;
+	}
+	sp->thread_started = 1;
+	log_info("spool: recovered %d messages", n);
+	*out = sp;
+	return 0;
+fail:
+	spool_free(sp);
+	return -1;
+}
+
+void
+spool_close(struct spool *sp)
+{
+	if (sp == NULL)
+		return;
+	if (sp->thread_started) {
+		pthread_mutex_lock(&sp->mu);
+		sp->stopping = 1;
+		pthread_cond_signal(&sp->cv);
+		pthread_mutex_unlock(&sp->mu);
+		pthread_join(sp->thread, NULL);
+	}
+	spool_stop_workers(sp);
+	spool_free(sp);
+}
+
+int
+spool_space_ok(struct spool *sp)
+{
+	struct statvfs st;
+	struct timespec now;
+	int ok;
+
+	if (sp->min_free == 0)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&sp->smu);
+	if (sp->space_valid && (now.tv_sec - sp->space_at.tv_sec) * 1000000000L +
+	    (now.tv_nsec - sp->space_at.tv_nsec) < 1000000000L) {
+		ok = sp->space_result;
+		pthread_mutex_unlock(&sp->smu);
+		return ok;
+	}
+	if (statvfs(sp->dir, &st) < 0) {
+		log_err("spool: statvfs %s: %s", sp->dir, strerror(errno));
+		ok = -1;
+	} else {
+		unsigned long long avail = (unsigned long long)st.f_bavail *
+		    st.f_frsize;
+
+		ok = avail >= sp->min_free ? 0 : -1;
+		if (ok < 0 && (!sp->space_valid || sp->space_result == 0))
+			log_warn("spool: only %llu bytes free on %s, below "
+			    "min_free_space %llu", avail, sp->dir,
+			    (unsigned long long)sp->min_free);
+	}
+	sp->space_at = now;
+	sp->space_valid = 1;
+	sp->space_result = ok;
+	pthread_mutex_unlock(&sp->smu);
+	return ok;
+}

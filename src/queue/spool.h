@@ -1,0 +1,180 @@
+/*
+ * spool — the durable queue on disk.
+ *
+ * Contract: spool_msg_commit() calls back with 0 only once the message,
+ * its envelope and its directory entry are on stable storage (file
+ * fsync'd, renamed into place, directory fsync'd).  "250" after DATA is
+ * sent from that callback and from nowhere else.
+ *
+ * One file per message: a small, versioned, human-readable envelope header
+ * followed by the message bytes exactly as they will be relayed (CRLF line
+ * ends, dot-unstuffed).  The file is built in SPOOL/tmp/ and renamed into
+ * SPOOL/queue/ when it is durable; anything left in tmp/ at start-up was
+ * never acknowledged and is removed by recovery.
+ *
+ * Group commit: a commit thread takes every message whose session has
+ * finished its DATA, makes them durable together (one pass of fdatasync
+ * + rename, then one fsync of queue/ for the whole batch) and only then
+ * answers each session, on that session's own event loop.
+ *
+ * Faults: every file-system call goes through struct spool_fsops so that
+ * tests can inject ENOSPC/EIO on any write or fsync.  A failed message is
+ * never renamed into queue/ and its callback gets the errno.
+ *
+ * Locking: spool_open() takes an exclusive flock() on SPOOL/lock; a second
+ * daemon on the same spool fails to start with a clear message.  CLI
+ * readers (queue list/show) do not take the lock.
+ */
+#ifndef OUTPOST_SPOOL_H
+#define OUTPOST_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct event_base;
+
+/* Sortable, unique queue id: fixed width, uppercase base32-ish. */
+#define SPOOL_QID_LEN	16
+#define SPOOL_QID_SIZE	(SPOOL_QID_LEN + 1)
+
+enum env_body { ENV_BODY_7BIT, ENV_BODY_8BITMIME, ENV_BODY_BINARYMIME };
+
+/* DSN NOTIFY flags (RFC 3461); 0 means "not given". */
+#define ENV_NOTIFY_NEVER	0x01
+#define ENV_NOTIFY_SUCCESS	0x02
+#define ENV_NOTIFY_FAILURE	0x04
+#define ENV_NOTIFY_DELAY	0x08
+
+enum env_ret { ENV_RET_UNSET, ENV_RET_FULL, ENV_RET_HDRS };
+
+struct envelope_rcpt {
+	char	*addr;		/* without <>; never empty */
+	char	*orcpt;		/* DSN ORCPT= as given (xtext), or NULL */
+	unsigned notify;	/* ENV_NOTIFY_* */
+};
+
+struct envelope {
+	char	 qid[SPOOL_QID_SIZE];
+	char	*mail_from;	/* without <>; "" for the null sender */
+	char	*auth_user;	/* authenticated login, or NULL */
+	char	*client_addr;	/* "203.0.113.9" / "2001:db8::1" */
+	char	*helo;		/* HELO/EHLO argument */
+	char	*envid;		/* DSN ENVID= or NULL */
+	enum env_ret ret;
+	enum env_body body;
+	int	 smtputf8;
+	time_t	 arrival;	/* set by spool_msg_begin() */
+	struct envelope_rcpt *rcpts;
+	size_t	 nrcpts;
+	uint64_t size;		/* message bytes; filled in by the reader */
+};
+
+/* Frees the strings and the rcpts array, not env itself. */
+void	envelope_clear(struct envelope *env);
+
+/* Seam over file-system calls (fault injection in tests). */
+struct spool_fsops {
+	int	(*open)(const char *path, int flags, mode_t mode);
+	ssize_t	(*write)(int fd, const void *buf, size_t len);
+	int	(*fdatasync)(int fd);
+	int	(*fsync)(int fd);
+	int	(*rename)(const char *from, const char *to);
+	int	(*close)(int fd);
+	int	(*unlink)(const char *path);
+};
+/* The real calls. */
+extern const struct spool_fsops spool_fsops_default;
+
+struct spool_opts {
+	uint64_t min_free_space;	/* bytes; 0 = no check */
+	const struct spool_fsops *fsops; /* NULL = spool_fsops_default */
+};
+
+struct spool;
+struct spool_msg;
+
+/*
+ * Opens (creating if needed) the spool at dir: takes the lock, recovers
+ * (removes tmp/ leftovers, drops unreadable or truncated queue files into
+ * SPOOL/corrupt/ with a log line), starts the commit thread.
+ * Returns 0, or -1 with a plain-words message in err ("another outpostd
+ * holds the spool lock at …").
+ *
+ * The environment variable OUTPOST_SPOOL_FAULTS, when set, installs a
+ * fault-injecting fsops for integration tests: a comma-separated list of
+ * OP:ERRNO[:AFTER] entries, e.g. "fdatasync:EIO" or "write:ENOSPC:3"
+ * (fail every call to OP after the first AFTER successful ones).
+ */
+int	spool_open(struct spool **out, const char *dir,
+	    const struct spool_opts *opts, char *err, size_t errlen);
+/* Stops the commit thread after it has answered every pending commit. */
+void	spool_close(struct spool *sp);
+
+/* 0 when at least min_free_space is free on the spool's file system,
+ * -1 otherwise (MAIL then gets 452 4.3.1). Cheap enough to call per MAIL
+ * (statvfs is cached for one second). */
+int	spool_space_ok(struct spool *sp);
+
+/*
+ * Starts a message: allocates the queue id (copied into env->qid) and
+ * sets env->arrival, opens SPOOL/tmp/QID and buffers the envelope header.
+ * env must hold mail_from and every recipient already.  Returns NULL with
+ * errno set on failure.  The caller then writes the message bytes and
+ * either commits or aborts; it never frees the msg otherwise.
+ */
+struct spool_msg *spool_msg_begin(struct spool *sp, struct envelope *env);
+
+/* Appends message bytes (buffered; written in large chunks).  Returns 0,
+ * or -1 and the error sticks: later writes are no-ops and the commit
+ * reports that errno. */
+int	spool_msg_write(struct spool_msg *m, const void *buf, size_t len);
+
+/* Bytes written so far (for size limits). */
+uint64_t spool_msg_size(const struct spool_msg *m);
+
+/*
+ * Hands m to the commit thread (m is owned by the spool from here on).
+ * cb(arg, result, qid) runs later on base's event-loop thread: result 0
+ * means durable; otherwise an errno (ENOSPC, EIO, …) and nothing was
+ * queued.  cb is always called exactly once, even during spool_close().
+ */
+typedef void (*spool_commit_cb)(void *arg, int result, const char *qid);
+void	spool_msg_commit(struct spool_msg *m, struct event_base *base,
+	    spool_commit_cb cb, void *arg);
+
+/* Throws the message away (tmp file removed). */
+void	spool_msg_abort(struct spool_msg *m);
+
+/*
+ * Reading the queue (CLI, recovery, later the scheduler).  spool_list()
+ * calls fn for each committed message in queue-id order with its parsed
+ * envelope (valid only during the call); fn returns 0 to go on.  Returns
+ * the number of messages, or -1 with err set.  Works without the lock.
+ */
+typedef int (*spool_list_fn)(void *ctx, const struct envelope *env);
+int	spool_list(const char *dir, spool_list_fn fn, void *ctx,
+	    char *err, size_t errlen);
+
+/* Reads one message: envelope into env (caller clears it) and, when body
+ * is non-NULL, the file offset where the message bytes start.  Returns 0,
+ * or -1 with errno (ENOENT for an unknown id). */
+int	spool_read_envelope(const char *dir, const char *qid,
+	    struct envelope *env, off_t *body);
+
+/* Path of the committed message file, into buf. */
+int	spool_msg_path(const char *dir, const char *qid, char *buf, size_t len);
+
+/* Envelope (de)serialisation, exposed for unit tests. The text ends with
+ * a line "." ; envelope_parse returns the bytes consumed, or -1. */
+int	envelope_format(const struct envelope *env, char **out, size_t *outlen);
+ssize_t	envelope_parse(const char *buf, size_t len, struct envelope *env);
+
+/* Queue id generator, thread-safe, strictly increasing within a process. */
+void	spool_qid_new(char out[SPOOL_QID_SIZE]);
+/* 1 when s is exactly SPOOL_QID_LEN characters of the queue-id alphabet
+ * (uppercase Crockford base32), else 0. */
+int	spool_qid_valid(const char *s);
+
+#endif

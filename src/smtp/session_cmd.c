@@ -1,0 +1,730 @@
+/*
+ * session_cmd.c — the verb table and the command handlers.
+ *
+ * session_command() checks the line (NUL, bare CR/LF), finds the verb,
+ * checks its preconditions from the table in one place (state, EHLO seen,
+ * TLS, AUTH) and only then calls the handler, which parses its own
+ * arguments.  AUTH's SASL exchange continues in session_auth_line().
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "auth/authpool.h"
+#include "auth/sasl.h"
+#include "smtp/parse.h"
+#include "smtp/server.h"
+#include "smtp/session.h"
+#include "util/log.h"
+
+#define NEED_HELO	0x01	/* EHLO/HELO first */
+#define NEED_TLS	0x02	/* on a starttls listener: STARTTLS first */
+#define NEED_AUTH	0x04	/* authenticated */
+#define NO_ARGS		0x08	/* the verb takes no arguments */
+
+#define ST(x)		(1u << (x))
+#define ST_IDLE		(ST(SMTP_ST_INIT) | ST(SMTP_ST_READY))
+#define ST_ANY		(ST_IDLE | ST(SMTP_ST_MAIL) | ST(SMTP_ST_RCPT))
+
+typedef void (*cmd_fn)(struct smtp_session *, const char *args);
+
+static void cmd_ehlo(struct smtp_session *, const char *);
+static void cmd_helo(struct smtp_session *, const char *);
+static void cmd_starttls(struct smtp_session *, const char *);
+static void cmd_auth(struct smtp_session *, const char *);
+static void cmd_mail(struct smtp_session *, const char *);
+static void cmd_rcpt(struct smtp_session *, const char *);
+static void cmd_data(struct smtp_session *, const char *);
+static void cmd_bdat(struct smtp_session *, const char *);
+static void cmd_rset(struct smtp_session *, const char *);
+static void cmd_noop(struct smtp_session *, const char *);
+static void cmd_quit(struct smtp_session *, const char *);
+static void cmd_vrfy(struct smtp_session *, const char *);
+static void cmd_expn(struct smtp_session *, const char *);
+static void cmd_help(struct smtp_session *, const char *);
+
+static const struct smtp_verb_def {
+	enum smtp_verb	 verb;
+	const char	*name;
+	unsigned	 states;	/* where it is in sequence */
+	unsigned	 needs;
+	cmd_fn		 run;
+} verbs[] = {
+	{ SMTP_V_EHLO,	   "EHLO",     ST_ANY, 0,			cmd_ehlo },
+	{ SMTP_V_HELO,	   "HELO",     ST_ANY, 0,			cmd_helo },
+	{ SMTP_V_STARTTLS, "STARTTLS", ST_ANY, NEED_HELO,		cmd_starttls },
+	{ SMTP_V_AUTH,	   "AUTH",     ST_ANY, NEED_HELO | NEED_TLS,	cmd_auth },
+	{ SMTP_V_MAIL,	   "MAIL",     ST_ANY, NEED_HELO | NEED_TLS | NEED_AUTH, cmd_mail },
+	{ SMTP_V_RCPT,	   "RCPT",     ST_ANY, NEED_HELO | NEED_TLS | NEED_AUTH, cmd_rcpt },
+	{ SMTP_V_DATA,	   "DATA",     ST_ANY, NEED_HELO | NEED_TLS | NEED_AUTH | NO_ARGS, cmd_data },
+	{ SMTP_V_BDAT,	   "BDAT",     ST_ANY, 0,			cmd_bdat },
+	{ SMTP_V_RSET,	   "RSET",     ST_ANY, NO_ARGS,			cmd_rset },
+	{ SMTP_V_NOOP,	   "NOOP",     ST_ANY, 0,			cmd_noop },
+	{ SMTP_V_QUIT,	   "QUIT",     ST_ANY, NO_ARGS,			cmd_quit },
+	{ SMTP_V_VRFY,	   "VRFY",     ST_ANY, 0,			cmd_vrfy },
+	{ SMTP_V_EXPN,	   "EXPN",     ST_ANY, 0,			cmd_expn },
+	{ SMTP_V_HELP,	   "HELP",     ST_ANY, 0,			cmd_help },
+};
+
+static int
+session_needs_starttls(const struct smtp_session *s)
+{
+	return s->lst->conf->tls == LISTENER_TLS_STARTTLS &&
+	    !(s->flags & SMTP_F_TLS);
+}
+
+void
+session_command(struct smtp_session *s, char *line, size_t len)
+{
+	const struct smtp_verb_def *v = NULL;
+	enum smtp_verb verb;
+	const char *args = NULL;
+	size_t i;
+
+	s->verb = "-";
+	if (memchr(line, '\0', len) != NULL) {
+		session_reply(s, 500, "5.5.2", "NUL byte in command line is not allowed");
+		session_error(s);
+		return;
+	}
+	/* CRLF_STRICT left any bare CR or LF inside the line: never a line end
+	 * (SMTP smuggling defence), always an error. */
+	if (strpbrk(line, "\r\n") != NULL) {
+		session_reply(s, 500, "5.5.2", "Bare CR or LF in command line is not allowed");
+		session_error(s);
+		return;
+	}
+	verb = smtp_parse_verb(line, &args);
+	if (verb == SMTP_V_HTTP) {
+		/* A web client or a cross-protocol attack: no reply at all. */
+		log_info("%s: HTTP request line from %s, closing", s->id, s->peer);
+		smtp_session_close(s, NULL);
+		return;
+	}
+	for (i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (verbs[i].verb == verb) {
+			v = &verbs[i];
+			break;
+		}
+	if (v == NULL) {
+		session_reply(s, 502, "5.5.1", "Unrecognized command");
+		session_error(s);
+		return;
+	}
+	s->verb = v->name;
+	if ((v->needs & NO_ARGS) && args != NULL && *args != '\0') {
+		session_reply(s, 501, "5.5.4", "Syntax error, no parameters allowed");
+		session_error(s);
+		return;
+	}
+	if ((v->needs & NEED_HELO) && !(s->flags & SMTP_F_HELO)) {
+		session_reply(s, 503, "5.5.1", "EHLO/HELO first");
+		session_error(s);
+		return;
+	}
+	/* RFC 3207 4 / RFC 8314: no AUTH and no mail before TLS. */
+	if ((v->needs & NEED_TLS) && session_needs_starttls(s)) {
+		session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+		session_error(s);
+		return;
+	}
+	/* No relaying without authentication, on any listener. */
+	if ((v->needs & NEED_AUTH) && !(s->flags & SMTP_F_AUTH)) {
+		session_reply(s, 530, "5.7.0", "Authentication required");
+		session_error(s);
+		return;
+	}
+	if (!(v->states & ST(s->state))) {
+		session_reply(s, 503, "5.5.1", "Bad sequence of commands");
+		session_error(s);
+		return;
+	}
+	v->run(s, args ? args : "");
+}
+
+/* ---- EHLO / HELO ---- */
+
+static int
+session_set_helo(struct smtp_session *s, const char *args)
+{
+	if (*args == '\0' || smtp_helo_valid(args) != 0) {
+		session_reply(s, 501, "5.5.4",
+		    "EHLO requires a domain name or address literal");
+		session_error(s);
+		return -1;
+	}
+	snprintf(s->helo, sizeof(s->helo), "%s", args);
+	/* RFC 5321 4.1.4: EHLO in a transaction resets it. */
+	session_tx_free(s);
+	s->flags |= SMTP_F_HELO;
+	session_enter(s, SMTP_ST_READY);
+	return 0;
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	char buf[1024];
+	int n;
+
+	if (session_set_helo(s, args) == -1)
+		return;
+	s->flags |= SMTP_F_EHLO;
+	n = snprintf(buf, sizeof(buf),
+	    "250-%s at your service, [%s]\r\n"
+	    "250-SIZE %llu\r\n"
+	    "250-8BITMIME\r\n"
+	    "%s"
+	    "250-ENHANCEDSTATUSCODES\r\n"
+	    "250-PIPELINING\r\n"
+	    "250-CHUNKING\r\n"
+	    "%s"
+	    "250 SMTPUTF8\r\n",
+	    cfg->hostname, s->ip, (unsigned long long)cfg->max_message_size,
+	    session_needs_starttls(s) ? "250-STARTTLS\r\n" : "",
+	    /* RFC 4954 4: AUTH only where the password is protected */
+	    (s->flags & SMTP_F_TLS) && !(s->flags & SMTP_F_AUTH) ?
+	    "250-AUTH PLAIN LOGIN\r\n" : "");
+	if (n > 0 && (size_t)n < sizeof(buf))
+		session_reply_raw(s, buf);
+}
+
+static void
+cmd_helo(struct smtp_session *s, const char *args)
+{
+	if (session_set_helo(s, args) == -1)
+		return;
+	s->flags &= ~SMTP_F_EHLO;
+	session_reply(s, 250, NULL, "%s at your service", s->w->srv->cfg->hostname);
+}
+
+/* ---- STARTTLS ---- */
+
+static void
+cmd_starttls(struct smtp_session *s, const char *args)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t extra;
+
+	if (s->flags & SMTP_F_TLS) {
+		session_reply(s, 503, "5.5.1", "TLS already active");
+		session_error(s);
+		return;
+	}
+	if (*args != '\0') {
+		session_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		session_error(s);
+		return;
+	}
+	if (s->tx != NULL) {
+		session_reply(s, 503, "5.5.1", "Not allowed during a mail transaction");
+		session_error(s);
+		return;
+	}
+	/* CVE-2011-0411: what was pipelined after STARTTLS in plaintext must
+	 * never be executed inside the TLS session. */
+	if ((extra = evbuffer_get_length(in)) > 0) {
+		log_info("%s: discarding %zu bytes pipelined after STARTTLS, client=%s",
+		    s->id, extra, s->peer);
+		evbuffer_drain(in, extra);
+	}
+	session_reply(s, 220, "2.0.0", "Ready to start TLS");
+	bufferevent_disable(s->bev, EV_READ);
+	session_enter(s, SMTP_ST_STARTTLS);
+	/* session_writecb switches once the 220 is flushed */
+}
+
+/* RFC 3207 4.2: after TLS the session starts over, forgetting EHLO. */
+void
+session_reset(struct smtp_session *s)
+{
+	session_tx_free(s);
+	s->flags &= ~(SMTP_F_EHLO | SMTP_F_HELO);
+	s->helo[0] = '\0';
+}
+
+/* ---- AUTH ---- */
+
+static void
+auth_done(void *arg, enum auth_result result, const char *canon)
+{
+	struct smtp_pending *p = arg;
+	struct smtp_session *s = p->s;
+	const struct config *cfg;
+
+	session_pending_done(p);
+	if (s == NULL)
+		return;
+	cfg = s->w->srv->cfg;
+	session_enter(s, SMTP_ST_READY);
+	s->verb = "AUTH";
+	switch (result) {
+	case AUTH_OK:
+		s->flags |= SMTP_F_AUTH;
+		snprintf(s->user, sizeof(s->user), "%s", canon ? canon : "");
+		log_info("%s: auth ok, user=%s, method=%s, client=%s", s->id,
+		    s->user, s->auth_mech == 1 ? "PLAIN" : "LOGIN", s->peer);
+		session_reply(s, 235, "2.7.0", "Accepted");
+		break;
+	case AUTH_TEMPFAIL:
+		session_reply(s, 454, "4.7.0",
+		    "Temporary authentication failure, try again later");
+		break;
+	default:
+		log_info("%s: auth failed, user=%s, method=%s, client=%s",
+		    s->id, s->auth_login_user,
+		    s->auth_mech == 1 ? "PLAIN" : "LOGIN", s->peer);
+		if (cfg->help_url != NULL && cfg->help_url[0] != '\0')
+			session_reply(s, 535, "5.7.8",
+			    "Username and Password not accepted. For more "
+			    "information, go to %s", cfg->help_url);
+		else
+			session_reply(s, 535, "5.7.8",
+			    "Username and Password not accepted");
+		session_error(s);
+		break;
+	}
+	sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
+	session_resume(s);
+}
+
+static void
+auth_verify(struct smtp_session *s, const char *user, const char *pass,
+    size_t passlen)
+{
+	struct smtp_pending *p;
+	char esc[300];
+
+	/* keep the (escaped) name for the failure log line */
+	log_escape(esc, sizeof(esc), user, strlen(user));
+	snprintf(s->auth_login_user, sizeof(s->auth_login_user), "%s", esc);
+	if ((p = session_pending_new(s)) == NULL) {
+		session_enter(s, SMTP_ST_READY);
+		session_reply(s, 454, "4.7.0",
+		    "Temporary authentication failure, try again later");
+		return;
+	}
+	bufferevent_disable(s->bev, EV_READ);
+	authpool_verify(s->w->srv->auth, s->w->base, user, pass, passlen,
+	    auth_done, p);
+}
+
+static void
+auth_plain(struct smtp_session *s, const char *b64, size_t len)
+{
+	struct sasl_plain *sp;
+	int r;
+
+	if ((sp = sodium_malloc(sizeof(*sp))) == NULL) {
+		session_enter(s, SMTP_ST_READY);
+		session_reply(s, 454, "4.7.0",
+		    "Temporary authentication failure, try again later");
+		return;
+	}
+	r = sasl_plain_decode(b64, len, sp);
+	if (r == SASL_MALFORMED) {
+		session_enter(s, SMTP_ST_READY);
+		session_reply(s, 501, "5.5.2", "Cannot decode response");
+		session_error(s);
+	} else if (r == SASL_AUTHZ_MISMATCH) {
+		/* acting for someone else is not offered */
+		session_enter(s, SMTP_ST_READY);
+		log_info("%s: auth failed, authzid differs from user, client=%s",
+		    s->id, s->peer);
+		session_reply(s, 535, "5.7.8", "Username and Password not accepted");
+		session_error(s);
+	} else {
+		auth_verify(s, sp->authcid, sp->passwd, sp->passwdlen);
+	}
+	sodium_free(sp);
+}
+
+static void
+cmd_auth(struct smtp_session *s, const char *args)
+{
+	const char *sp = strchr(args, ' ');
+	size_t mlen = sp ? (size_t)(sp - args) : strlen(args);
+	const char *initial = sp ? sp + 1 : NULL;
+
+	if (s->flags & SMTP_F_AUTH) {
+		session_reply(s, 503, "5.5.1", "Already authenticated");
+		session_error(s);
+		return;
+	}
+	if (s->tx != NULL) {
+		session_reply(s, 503, "5.5.1", "Not allowed during a mail transaction");
+		session_error(s);
+		return;
+	}
+	if (mlen == 5 && strncasecmp(args, "PLAIN", 5) == 0) {
+		s->auth_mech = 1;
+		if (initial == NULL) {
+			session_enter(s, SMTP_ST_AUTH);
+			session_reply_raw(s, "334 \r\n");
+			return;
+		}
+		session_enter(s, SMTP_ST_AUTH);
+		auth_plain(s, initial, strlen(initial));
+	} else if (mlen == 5 && strncasecmp(args, "LOGIN", 5) == 0) {
+		s->auth_mech = 2;
+		s->auth_login_user[0] = '\0';
+		session_enter(s, SMTP_ST_AUTH);
+		if (initial != NULL) {
+			long n = sasl_login_decode(initial, strlen(initial),
+			    s->auth_login_user, sizeof(s->auth_login_user));
+			if (n <= 0) {
+				session_enter(s, SMTP_ST_READY);
+				session_reply(s, 501, "5.5.2", "Cannot decode response");
+				session_error(s);
+				return;
+			}
+			session_reply_raw(s, "334 UGFzc3dvcmQ6\r\n");
+		} else {
+			session_reply_raw(s, "334 VXNlcm5hbWU6\r\n");
+		}
+	} else if (mlen == 0) {
+		session_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+		session_error(s);
+	} else {
+		session_reply(s, 504, "5.5.4", "Unrecognized authentication type");
+		session_error(s);
+	}
+}
+
+/* A response line in the middle of a SASL exchange. */
+void
+session_auth_line(struct smtp_session *s, char *line, size_t len)
+{
+	s->verb = "AUTH";
+	if (memchr(line, '\0', len) != NULL || strpbrk(line, "\r\n") != NULL) {
+		session_enter(s, SMTP_ST_READY);
+		session_reply(s, 501, "5.5.2", "Cannot decode response");
+		session_error(s);
+		return;
+	}
+	/* RFC 4954 4: "*" cancels the exchange. */
+	if (len == 1 && line[0] == '*') {
+		session_enter(s, SMTP_ST_READY);
+		sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
+		session_reply(s, 501, "5.7.0", "Authentication cancelled");
+		session_error(s);
+		return;
+	}
+	if (s->auth_mech == 1) {
+		auth_plain(s, line, len);
+		return;
+	}
+	if (s->auth_login_user[0] == '\0') {
+		long n = sasl_login_decode(line, len, s->auth_login_user,
+		    sizeof(s->auth_login_user));
+		if (n <= 0) {
+			s->auth_login_user[0] = '\0';
+			session_enter(s, SMTP_ST_READY);
+			session_reply(s, 501, "5.5.2", "Cannot decode response");
+			session_error(s);
+			return;
+		}
+		session_reply_raw(s, "334 UGFzc3dvcmQ6\r\n");
+		return;
+	} else {
+		char *pw = sodium_malloc(SASL_FIELD_MAX + 1);
+		char user[sizeof(s->auth_login_user)];
+		long n;
+
+		if (pw == NULL) {
+			session_enter(s, SMTP_ST_READY);
+			session_reply(s, 454, "4.7.0",
+			    "Temporary authentication failure, try again later");
+			return;
+		}
+		n = sasl_login_decode(line, len, pw, SASL_FIELD_MAX + 1);
+		if (n < 0) {
+			sodium_free(pw);
+			session_enter(s, SMTP_ST_READY);
+			session_reply(s, 501, "5.5.2", "Cannot decode response");
+			session_error(s);
+			return;
+		}
+		memcpy(user, s->auth_login_user, sizeof(user));
+		auth_verify(s, user, pw, (size_t)n);
+		sodium_free(pw);
+	}
+}
+
+/* ---- MAIL / RCPT ---- */
+
+static void
+cmd_mail(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	struct smtp_path path;
+	struct smtp_tx *tx;
+	int r;
+
+	if (s->tx != NULL) {
+		session_reply(s, 503, "5.5.1", "Sender already specified");
+		session_error(s);
+		return;
+	}
+	memset(&path, 0, sizeof(path));
+	if (*args == '\0')
+		r = SMTP_P_SYNTAX;
+	else
+		r = smtp_parse_mail(args, 0, &path);
+	switch (r) {
+	case SMTP_P_OK:
+		break;
+	case SMTP_P_PARAM:
+		session_reply(s, 555, "5.5.4", "Unsupported or malformed parameter");
+		session_error(s);
+		smtp_path_clear(&path);
+		return;
+	case SMTP_P_UTF8:
+		session_reply(s, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+		session_error(s);
+		smtp_path_clear(&path);
+		return;
+	case SMTP_P_TOOLONG:
+		session_reply(s, 501, "5.1.7", "Sender address too long");
+		session_error(s);
+		smtp_path_clear(&path);
+		return;
+	default:
+		session_reply(s, 501, "5.1.7", "Bad sender address syntax");
+		session_error(s);
+		smtp_path_clear(&path);
+		return;
+	}
+	/* RFC 1870 6.2: refuse at once what would be refused after DATA. */
+	if (path.has_size && path.size > cfg->max_message_size) {
+		session_reply(s, 552, "5.3.4",
+		    "Message size exceeds the limit of %llu bytes",
+		    (unsigned long long)cfg->max_message_size);
+		smtp_path_clear(&path);
+		return;
+	}
+	if (spool_space_ok(s->w->srv->spool) != 0) {
+		session_reply(s, 452, "4.3.1",
+		    "Insufficient system storage, try again later");
+		smtp_path_clear(&path);
+		return;
+	}
+	if ((tx = calloc(1, sizeof(*tx))) == NULL ||
+	    (tx->env.mail_from = strdup(path.addr)) == NULL ||
+	    (tx->env.auth_user = strdup(s->user)) == NULL ||
+	    (tx->env.client_addr = strdup(s->ip)) == NULL ||
+	    (tx->env.helo = strdup(s->helo)) == NULL) {
+		if (tx != NULL) {
+			envelope_clear(&tx->env);
+			free(tx);
+		}
+		smtp_path_clear(&path);
+		session_reply(s, 451, "4.3.0", "Out of memory, try again later");
+		return;
+	}
+	tx->env.body = path.body == 2 ? ENV_BODY_8BITMIME :
+	    path.body == 3 ? ENV_BODY_BINARYMIME : ENV_BODY_7BIT;
+	tx->env.smtputf8 = path.smtputf8;
+	tx->size_param = path.size;
+	s->tx = tx;
+	smtp_path_clear(&path);
+	session_enter(s, SMTP_ST_MAIL);
+	session_reply(s, 250, "2.1.0", "OK");
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	struct smtp_tx *tx = s->tx;
+	struct envelope_rcpt *r;
+	struct smtp_path path;
+	int st;
+
+	if (tx == NULL) {
+		session_reply(s, 503, "5.5.1", "MAIL first");
+		session_error(s);
+		return;
+	}
+	memset(&path, 0, sizeof(path));
+	st = smtp_parse_rcpt(args, 0, tx->env.smtputf8, &path);
+	if (st != SMTP_P_OK) {
+		if (st == SMTP_P_PARAM)
+			session_reply(s, 555, "5.5.4", "Unsupported or malformed parameter");
+		else if (st == SMTP_P_UTF8)
+			session_reply(s, 553, "5.6.7", "Non-ASCII address requires SMTPUTF8");
+		else if (st == SMTP_P_TOOLONG)
+			session_reply(s, 501, "5.1.3", "Address too long");
+		else
+			session_reply(s, 501, "5.1.3", "Bad recipient address syntax");
+		session_error(s);
+		smtp_path_clear(&path);
+		return;
+	}
+	/* RFC 5321 4.5.3.1.10: 452 for too many, the client sends the rest
+	 * in another transaction. */
+	if (tx->env.nrcpts >= (size_t)cfg->max_recipients) {
+		session_reply(s, 452, "4.5.3", "Too many recipients");
+		smtp_path_clear(&path);
+		return;
+	}
+	r = realloc(tx->env.rcpts, (tx->env.nrcpts + 1) * sizeof(*r));
+	if (r == NULL) {
+		smtp_path_clear(&path);
+		session_reply(s, 451, "4.3.0", "Out of memory, try again later");
+		return;
+	}
+	tx->env.rcpts = r;
+	r = &tx->env.rcpts[tx->env.nrcpts];
+	memset(r, 0, sizeof(*r));
+	if ((r->addr = strdup(path.addr)) == NULL) {
+		smtp_path_clear(&path);
+		session_reply(s, 451, "4.3.0", "Out of memory, try again later");
+		return;
+	}
+	r->notify = path.notify;
+	tx->env.nrcpts++;
+	smtp_path_clear(&path);
+	session_enter(s, SMTP_ST_RCPT);
+	session_reply(s, 250, "2.1.5", "OK");
+}
+
+/* ---- DATA / BDAT ---- */
+
+static void
+cmd_data(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	if (s->tx == NULL) {
+		session_reply(s, 503, "5.5.1", "MAIL first");
+		session_error(s);
+		return;
+	}
+	if (s->tx->bdat) {
+		session_reply(s, 503, "5.5.1", "DATA not allowed after BDAT");
+		session_error(s);
+		return;
+	}
+	if (s->tx->env.nrcpts == 0) {
+		session_reply(s, 503, "5.5.1", "RCPT first");
+		session_error(s);
+		return;
+	}
+	if (session_data_start(s, 0) == -1)
+		return;
+	session_reply(s, 354, NULL, "Go ahead, end with <CR><LF>.<CR><LF>");
+	session_enter(s, SMTP_ST_DATA);
+}
+
+/*
+ * RFC 3030: the chunk follows the command line at once, so even a refused
+ * BDAT must have its bytes read and thrown away — they must never run as
+ * commands.  Only an unparsable size forces a close.
+ */
+static void
+cmd_bdat(struct smtp_session *s, const char *args)
+{
+	uint64_t size;
+	int last;
+
+	if (smtp_parse_bdat(args, &size, &last) != 0) {
+		s->verb = "BDAT";
+		smtp_session_close(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	s->bdat_size = size;
+	s->bdat_left = size;
+	s->bdat_last = last;
+	s->bdat_discard = 1;
+	s->bdat_reply = 0;
+	if (!(s->flags & SMTP_F_HELO)) {
+		s->bdat_reply = 503;
+		snprintf(s->bdat_text, sizeof(s->bdat_text), "5.5.1 EHLO/HELO first");
+	} else if (session_needs_starttls(s)) {
+		s->bdat_reply = 530;
+		snprintf(s->bdat_text, sizeof(s->bdat_text),
+		    "5.7.0 Must issue a STARTTLS command first");
+	} else if (!(s->flags & SMTP_F_AUTH)) {
+		s->bdat_reply = 530;
+		snprintf(s->bdat_text, sizeof(s->bdat_text),
+		    "5.7.0 Authentication required");
+	} else if (s->tx == NULL) {
+		s->bdat_reply = 503;
+		snprintf(s->bdat_text, sizeof(s->bdat_text), "5.5.1 MAIL first");
+	} else if (s->tx->env.nrcpts == 0) {
+		s->bdat_reply = 503;
+		snprintf(s->bdat_text, sizeof(s->bdat_text), "5.5.1 RCPT first");
+	} else if (s->tx->bdat_err) {
+		/* an earlier chunk failed: discard up to LAST */
+		s->bdat_reply = s->tx->bdat_err;
+		snprintf(s->bdat_text, sizeof(s->bdat_text), "%s",
+		    s->tx->bdat_errtext);
+	} else {
+		if (!s->tx->bdat && session_data_start(s, 1) == -1) {
+			/* reply given; still swallow the chunk */
+			s->bdat_reply = -1;
+		} else {
+			s->bdat_discard = 0;
+		}
+	}
+	session_enter(s, SMTP_ST_BDAT);
+}
+
+static void
+cmd_rset(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	session_tx_free(s);
+	if (s->state != SMTP_ST_INIT)
+		session_enter(s, SMTP_ST_READY);
+	session_reply(s, 250, "2.0.0", "OK");
+}
+
+static void
+cmd_noop(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, 250, "2.0.0", "OK");
+}
+
+static void
+cmd_quit(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	smtp_session_close(s, "221 2.0.0 Bye");
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	/* RFC 5321 3.5.3: 252 without revealing whether the user exists. */
+	session_reply(s, 252, "2.5.0",
+	    "Cannot verify users, but will accept the message and attempt delivery");
+}
+
+static void
+cmd_expn(struct smtp_session *s, const char *args)
+{
+	(void)args;
+	session_reply(s, 502, "5.5.1", "EXPN is not supported");
+}
+
+static void
+cmd_help(struct smtp_session *s, const char *args)
+{
+	const struct config *cfg = s->w->srv->cfg;
+
+	(void)args;
+	session_reply(s, 214, "2.0.0",
+	    "outpost: commands EHLO HELO STARTTLS AUTH MAIL RCPT DATA BDAT "
+	    "RSET NOOP QUIT VRFY HELP%s%s",
+	    cfg->help_url ? "; see " : "", cfg->help_url ? cfg->help_url : "");
+}
