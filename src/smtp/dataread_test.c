@@ -110,8 +110,8 @@ check(const struct dr_case *c, struct dr_result *r, const char *how)
 		    r->done_at, c->done_at, r->received, c->received);
 	if (c->err == DR_OK) {
 		outlen = c->outlen ? c->outlen : strlen(c->out);
-		if (r->sink.len != outlen ||
-		    memcmp(r->sink.buf, c->out, outlen) != 0)
+		if (r->sink.len != outlen || (outlen > 0 &&
+		    memcmp(r->sink.buf, c->out, outlen) != 0))
 			fail_msg("%s (%s): content differs (%zu vs %zu octets)",
 			    c->name, how, r->sink.len, outlen);
 		if (r->size != outlen)
@@ -132,11 +132,7 @@ run_case_all_splits(const struct dr_case *c)
 	char how[64];
 
 	assert_non_null(cuts);
-	/* whole: a clean message is emitted in a single run */
 	run_cuts(c, inlen, NULL, 0, &r);
-	if (c->err == DR_OK && c->outlen == 0 && strchr(c->in, '.') == NULL &&
-	    strlen(c->out) > 0 && c->bdat)
-		assert_int_equal(r.sink.calls, 1);
 	check(c, &r, "whole");
 	/* byte by byte, and fixed chunks */
 	for (chunk = 1; chunk <= 17; chunk++) {
@@ -217,7 +213,7 @@ static const struct dr_case data_cases[] = {
 	  DR_ERR_BARE, L("hello\r\n\r.\r") + TAILLEN, NULL, 0, 0 },
 	{ "bare CR then real end", "a\r\n.\r\r\n.\r\n", 0, 0, BIG,
 	  DR_ERR_BARE, L("a\r\n.\r\r\n.\r\n"), NULL, 0, 0 },
-	{ "CR CR LF", "a\r\r\n.\r\n", 0, 0, BIG, DR_ERR_BARE, 8, NULL, 0, 0 },
+	{ "CR CR LF", "a\r\r\n.\r\n", 0, 0, BIG, DR_ERR_BARE, 7, NULL, 0, 0 },
 	{ "bare LF in body", "a\nb\r\n.\r\n", 0, 0, BIG, DR_ERR_BARE, 8,
 	  NULL, 0, 0 },
 
@@ -503,7 +499,7 @@ test_error_stops_emit(void **state)
 	assert_int_equal(done, 1);
 	assert_int_equal(dr.err, DR_ERR_SIZE);
 	assert_int_equal(s.len, 4);
-	assert_int_equal(dr.size, 4 + 3);
+	assert_int_equal(dr.size, 4 + 1 + 3);
 	free(s.buf);
 }
 

@@ -10,8 +10,6 @@
  * On any MAIL/RCPT error the output struct is left cleared.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>

@@ -68,7 +68,7 @@ def test_swaks_wrong_password(outpost_module):
 
 
 def msmtp_send(o, starttls, auth="plain", host="127.0.0.1"):
-    d = os.path.join(o.dir, "msmtp-%s-%s" % ("starttls" if starttls else "tls", auth))
+    d = os.path.join(o.dir, "msmtp-%s-%s-%s" % ("starttls" if starttls else "tls", auth, host))
     os.makedirs(d, exist_ok=True)
     pwfile = os.path.join(d, "password")
     with open(pwfile, "w") as f:
