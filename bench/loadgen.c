@@ -115,6 +115,7 @@ struct conn {
 	int		 body_pending;	/* out is the body: stamp t_dot after */
 	double		 t_dot;
 	int		 expect_after;	/* pipelined replies still to come */
+	uint32_t	 idx, gen;	/* epoll key: stale events are ignored */
 };
 
 struct thr {
@@ -205,7 +206,7 @@ set_out_interest(struct conn *c, int want)
 		return;
 	c->want_out = want;
 	ev.events = EPOLLIN | (want ? EPOLLOUT : 0);
-	ev.data.ptr = c;
+	ev.data.u64 = (uint64_t)c->gen << 32 | c->idx;
 	epoll_ctl(c->t->ep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -323,6 +324,7 @@ conn_start(struct conn *c)
 	c->expect_after = 0;
 	c->want_out = 1;
 	c->ssl = NULL;
+	c->gen++;
 	fd = socket(O.dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		c->fd = -1;
@@ -352,7 +354,7 @@ conn_start(struct conn *c)
 	}
 	atomic_fetch_add(&g_conns, 1);
 	ev.events = EPOLLIN | EPOLLOUT;
-	ev.data.ptr = c;
+	ev.data.u64 = (uint64_t)c->gen << 32 | c->idx;
 	if (epoll_ctl(c->t->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		conn_fail(c, "epoll_ctl", strerror(errno));
 		return;
@@ -674,6 +676,8 @@ conn_event(struct conn *c, uint32_t ev)
 		int err = 0;
 		socklen_t l = sizeof(err);
 
+		if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err) {
 			conn_fail(c, "connect", strerror(err));
@@ -785,6 +789,7 @@ thr_main(void *arg)
 	for (int i = 0; i < t->nconn; i++) {
 		t->c[i].t = t;
 		t->c[i].fd = -1;
+		t->c[i].idx = (uint32_t)i;
 		conn_start(&t->c[i]);
 	}
 	while (t->live > 0) {
@@ -797,9 +802,12 @@ thr_main(void *arg)
 				if (t->c[i].st != S_DEAD) {
 					if (t->c[i].have_msg)
 						atomic_fetch_add(&g_msgerr, 1);
-					if (!O.idle || t->c[i].st != S_IDLE)
-						record_err("timeout",
-						    "run time limit reached");
+					if (!O.idle || t->c[i].st != S_IDLE) {
+						char st[64];
+						snprintf(st, sizeof(st), "state %d in=%zu out=%zu/%zu",
+						    t->c[i].st, t->c[i].inlen, t->c[i].outoff, t->c[i].outlen);
+						record_err("timeout: run time limit reached", st);
+					}
 					t->c[i].have_msg = 0;
 					conn_close(&t->c[i]);
 				}
@@ -829,8 +837,9 @@ thr_main(void *arg)
 		(void)idle_end;
 		n = epoll_wait(t->ep, evs, 256, 100);
 		for (int i = 0; i < n; i++) {
-			struct conn *c = evs[i].data.ptr;
-			if (c->st == S_DEAD || c->fd < 0)
+			struct conn *c = &t->c[(uint32_t)evs[i].data.u64];
+			if (c->st == S_DEAD || c->fd < 0 ||
+			    c->gen != (uint32_t)(evs[i].data.u64 >> 32))
 				continue;
 			conn_event(c, evs[i].events);
 		}

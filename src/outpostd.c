@@ -69,9 +69,37 @@ on_term(evutil_socket_t sig, short what, void *arg)
 }
 
 /*
- * SIGHUP: re-read the file; take the new certificate and log level.  A
- * broken new config is reported and the running one kept.  Listener and
- * limit changes need a restart (said in the log).
+ * The numeric limits are read by the workers without a lock; each is one
+ * aligned word, stored atomically, so a session sees the old or the new
+ * value of each, never a torn one.  Strings (host name, paths) are not
+ * swapped: they would need a reference count for sessions in flight.
+ */
+#define RELOAD(f) __atomic_store_n(&cur->f, nw->f, __ATOMIC_RELAXED)
+static void
+reload_limits(struct config *cur, const struct config *nw)
+{
+	RELOAD(max_message_size);
+	RELOAD(max_recipients);
+	RELOAD(idle_timeout);
+	RELOAD(data_timeout);
+	RELOAD(max_connections);
+	RELOAD(max_connections_per_ip);
+	RELOAD(max_errors);
+	RELOAD(max_received);
+	RELOAD(min_data_rate);
+	RELOAD(daily_messages);
+	RELOAD(daily_recipients);
+	RELOAD(auth_failures);
+	RELOAD(auth_failure_window);
+	RELOAD(received_show_user);
+	RELOAD(log_level);
+}
+#undef RELOAD
+
+/*
+ * SIGHUP: re-read the file; take the new certificate, limits and log
+ * level.  A broken new config is reported and the running one kept.
+ * Listener, path and host name changes need a restart (said in the log).
  */
 static void
 on_hup(evutil_socket_t sig, short what, void *arg)
@@ -94,9 +122,11 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	smtp_server_set_tls_ctx(&d->srv, ctx);
+	reload_limits(&d->cfg, &ncfg);
 	log_set_level(ncfg.log_level);
-	log_info("reloaded %s: certificate and log level updated (listener "
-	    "and limit changes take effect at restart)", d->cfg.path);
+	log_info("reloaded %s: certificate, limits and log level updated "
+	    "(listener, path and host name changes take effect at restart)",
+	    d->cfg.path);
 	config_free(&ncfg);
 }
 

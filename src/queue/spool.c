@@ -7,16 +7,21 @@
  *	queue/QID	a committed message: envelope header + message bytes
  *	corrupt/QID	files recovery could not read, kept for the operator
  *
- * Write path: spool_msg_begin() opens tmp/QID and buffers the envelope;
- * spool_msg_write() buffers the message and writes only full 64 KiB
- * chunks, so a typical message costs open + one write + fdatasync +
- * rename + close.  spool_msg_commit() queues the message for the commit
+ * Write path: spool_msg_begin() formats the envelope into the message
+ * buffer; spool_msg_write() buffers and writes only full 64 KiB chunks,
+ * creating tmp/QID at the first one.  A message that fits in the buffer
+ * never touches the disk on the event loop: a sync thread creates,
+ * writes, fdatasyncs and closes it, so a typical message costs open +
+ * one write + fdatasync + rename + close, and the loop never waits for a
+ * journal commit.  spool_msg_commit() queues the message for the commit
  * thread, which takes every queued message at once (group commit):
- * flush + fdatasync + close for each (spread over a few sync threads, so
- * that the file system merges the fdatasyncs into few journal commits),
- * rename each into queue/, ONE fsync of queue/ for the batch, and only
- * then the callbacks, handed to each session's event loop (one loopcall
- * per event loop per batch).
+ * create/flush + fdatasync + close for each (spread over several sync
+ * threads, so that the fdatasyncs overlap and the file system and the
+ * device merge their flushes), rename each into queue/, ONE fsync of
+ * queue/ for the batch, and only then the callbacks, handed to each
+ * session's event loop (one loopcall per event loop per batch).
+ * OUTPOST_SPOOL_SYNC_THREADS (1..16) overrides the number of sync
+ * threads for tuning.
  *
  * Owns: the lock fd, the queue/ directory fd, the commit and sync
  * threads, every struct spool_msg from begin to its callback/abort.
@@ -53,15 +58,16 @@ int	spool_faults_from_env(const struct spool_fsops **out, char *err,
 #define SPOOL_CHUNK	(64 * 1024)	/* write unit of the message buffer */
 #define SPOOL_BATCH_MAX	1024		/* messages per directory fsync */
 #define SPOOL_SYNC_MAX	16		/* sync threads, commit thread included */
-#ifndef SPOOL_SYNC_DEFAULT
+/* Measured here, 4 KiB messages, 20 producers: 1 thread 3.8k msg/s,
+ * 2: 5.6k, 4: 6.5k, 8: 8.0k, 12: 8.0k, 16: 7.3k. */
 #define SPOOL_SYNC_DEFAULT 8
-#endif
 
 struct spool_msg {
 	struct spool	*sp;
 	struct spool_msg *next;		/* commit queue / callback group */
 	int		 fd;		/* tmp/QID, -1 once closed */
 	int		 err;		/* sticky errno; 0 = fine so far */
+	int		 created;	/* tmp/QID exists (ours to unlink) */
 	int		 renamed;	/* now in queue/ */
 	char		 qid[SPOOL_QID_SIZE];
 	char		*buf;		/* not yet written bytes */
@@ -172,6 +178,31 @@ spool_msg_path(const char *dir, const char *qid, char *buf, size_t len)
 
 /* --- write path (session's event-loop thread) --- */
 
+/*
+ * Creates tmp/QID.  Done at the first write-out, not at begin: a small
+ * message is then created, written and synced by a sync thread, and the
+ * event loop never waits on the file system (O_CREAT needs a journal
+ * handle, which stalls while a journal commit is running).
+ */
+static int
+msg_create(struct spool_msg *m)
+{
+	char path[PATH_MAX];
+
+	if (spool_path(path, sizeof(path), m->sp->dir, "tmp", m->qid) < 0) {
+		m->err = errno;
+		return -1;
+	}
+	m->fd = m->sp->fs->open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+	    0600);
+	if (m->fd < 0) {
+		m->err = errno ? errno : EIO;
+		return -1;
+	}
+	m->created = 1;
+	return 0;
+}
+
 /* Writes out the whole buffer; the error sticks. */
 static int
 msg_flush(struct spool_msg *m)
@@ -179,6 +210,8 @@ msg_flush(struct spool_msg *m)
 	size_t off = 0;
 
 	if (m->err)
+		return -1;
+	if (m->fd < 0 && msg_create(m) < 0)
 		return -1;
 	while (off < m->len) {
 		ssize_t n = m->sp->fs->write(m->fd, m->buf + off, m->len - off);
@@ -205,11 +238,10 @@ msg_free(struct spool_msg *m)
 struct spool_msg *
 spool_msg_begin(struct spool *sp, struct envelope *env)
 {
-	char path[PATH_MAX];
 	struct spool_msg *m;
 	char *hdr = NULL;
 	size_t hlen = 0;
-	int tries, e;
+	int e;
 
 	if (sp == NULL || env == NULL || env->mail_from == NULL ||
 	    env->nrcpts == 0) {
@@ -221,21 +253,8 @@ spool_msg_begin(struct spool *sp, struct envelope *env)
 	m->sp = sp;
 	m->fd = -1;
 	env->arrival = time(NULL);
-	for (tries = 0; tries < 3; tries++) {
-		spool_qid_new(env->qid);
-		free(hdr);
-		if (envelope_format(env, &hdr, &hlen) < 0)
-			goto fail;
-		if (spool_path(path, sizeof(path), sp->dir, "tmp",
-		    env->qid) < 0)
-			goto fail;
-		m->fd = sp->fs->open(path, O_CREAT | O_EXCL | O_WRONLY |
-		    O_CLOEXEC, 0600);
-		/* EEXIST: an id collision (clock trouble); take another. */
-		if (m->fd >= 0 || errno != EEXIST)
-			break;
-	}
-	if (m->fd < 0)
+	spool_qid_new(env->qid);
+	if (envelope_format(env, &hdr, &hlen) < 0)
 		goto fail;
 	memcpy(m->qid, env->qid, SPOOL_QID_SIZE);
 	/* The header becomes the start of the buffer; grow it to hold a
@@ -252,10 +271,6 @@ spool_msg_begin(struct spool *sp, struct envelope *env)
 	return m;
 fail:
 	e = errno;
-	if (m->fd >= 0) {
-		sp->fs->close(m->fd);
-		sp->fs->unlink(path);
-	}
 	free(hdr);
 	msg_free(m);
 	errno = e;
@@ -324,7 +339,8 @@ spool_msg_abort(struct spool_msg *m)
 		return;
 	if (m->fd >= 0)
 		m->sp->fs->close(m->fd);
-	if (spool_path(path, sizeof(path), m->sp->dir, "tmp", m->qid) == 0)
+	if (m->created && spool_path(path, sizeof(path), m->sp->dir, "tmp",
+	    m->qid) == 0)
 		m->sp->fs->unlink(path);
 	msg_free(m);
 }
@@ -354,7 +370,7 @@ msg_sync(struct spool_msg *m)
 {
 	const struct spool_fsops *fs = m->sp->fs;
 
-	if (!m->err && m->len > 0)
+	if (!m->err && (m->len > 0 || m->fd < 0))
 		msg_flush(m);
 	if (!m->err && fs->fdatasync(m->fd) < 0)
 		m->err = errno ? errno : EIO;
@@ -425,18 +441,26 @@ struct cb_group {
 	struct spool_msg *list;
 };
 
+/* Calls back and frees every message of list. */
 static void
-cb_group_run(void *arg)
+cb_list_run(struct spool_msg *list)
 {
-	struct cb_group *g = arg;
 	struct spool_msg *m, *next;
 
-	for (m = g->list; m != NULL; m = next) {
+	for (m = list; m != NULL; m = next) {
 		next = m->next;
 		/* The callback may free its session; m is still ours. */
 		m->cb(m->arg, m->err, m->qid);
 		msg_free(m);
 	}
+}
+
+static void
+cb_group_run(void *arg)
+{
+	struct cb_group *g = arg;
+
+	cb_list_run(g->list);
 	free(g);
 }
 
@@ -448,6 +472,11 @@ cb_group_post(struct event_base *base, struct spool_msg *list)
 	struct cb_group *g;
 	int warned = 0;
 
+	if (base == NULL) {
+		/* No event loop: the caller asked to be called from here. */
+		cb_list_run(list);
+		return;
+	}
 	for (;;) {
 		if ((g = malloc(sizeof(*g))) != NULL) {
 			g->list = list;
@@ -507,7 +536,8 @@ batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 		if (!m->err && sp->fs->rename(from, to) < 0)
 			m->err = errno ? errno : EIO;
 		if (m->err) {
-			sp->fs->unlink(from);
+			if (m->created)
+				sp->fs->unlink(from);
 			log_err("%s: spool commit failed: %s", m->qid,
 			    strerror(m->err));
 			continue;

@@ -119,10 +119,15 @@ int	spool_space_ok(struct spool *sp);
 
 /*
  * Starts a message: allocates the queue id (copied into env->qid) and
- * sets env->arrival, opens SPOOL/tmp/QID and buffers the envelope header.
+ * sets env->arrival, and buffers the envelope header.  SPOOL/tmp/QID is
+ * created at the first 64 KiB write-out, or by the commit thread for a
+ * message that fits in the buffer, so the event loop does not wait on
+ * the file system for small messages; an error creating it is reported
+ * by spool_msg_write() or by the commit callback.
  * env must hold mail_from and every recipient already.  Returns NULL with
- * errno set on failure.  The caller then writes the message bytes and
- * either commits or aborts; it never frees the msg otherwise.
+ * errno set on failure (EINVAL for an envelope that cannot be stored,
+ * ENOMEM).  The caller then writes the message bytes and either commits
+ * or aborts; it never frees the msg otherwise.
  */
 struct spool_msg *spool_msg_begin(struct spool *sp, struct envelope *env);
 
@@ -139,6 +144,8 @@ uint64_t spool_msg_size(const struct spool_msg *m);
  * cb(arg, result, qid) runs later on base's event-loop thread: result 0
  * means durable; otherwise an errno (ENOSPC, EIO, …) and nothing was
  * queued.  cb is always called exactly once, even during spool_close().
+ * With base NULL (a caller without an event loop), cb runs on the
+ * spool's commit thread instead and must not block.
  */
 typedef void (*spool_commit_cb)(void *arg, int result, const char *qid);
 void	spool_msg_commit(struct spool_msg *m, struct event_base *base,

@@ -341,13 +341,56 @@ test_abort(void **state)
 	struct spool *sp;
 	struct spool_msg *m;
 
+	char *big = make_body(200000, 1);
+
 	(void)state;
 	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	/* small: still in memory, no file at all */
 	m = start_msg(sp, "hello\r\n", 7, qid);
+	assert_int_equal(count_dir("tmp"), 0);
+	spool_msg_abort(m);
+	/* large: chunks went to tmp/QID; abort removes it */
+	m = start_msg(sp, big, 200000, qid);
 	assert_int_equal(count_dir("tmp"), 1);
 	spool_msg_abort(m);
 	assert_int_equal(count_dir("tmp"), 0);
 	assert_int_equal(count_dir("queue"), 0);
+	spool_close(sp);
+	free(big);
+}
+
+/* base NULL: the callback runs on the commit thread. */
+static pthread_t cb_thread;
+static volatile int cb_null_done;
+
+static void
+on_commit_null(void *arg, int result, const char *qid)
+{
+	(void)qid;
+	*(int *)arg = result;
+	cb_thread = pthread_self();
+	__atomic_store_n(&cb_null_done, 1, __ATOMIC_RELEASE);
+}
+
+static void
+test_commit_no_loop(void **state)
+{
+	char err[256], qid[SPOOL_QID_SIZE];
+	struct spool *sp;
+	int result = -1, i;
+
+	(void)state;
+	cb_null_done = 0;
+	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	spool_msg_commit(start_msg(sp, "abc\r\n", 5, qid), NULL,
+	    on_commit_null, &result);
+	for (i = 0; i < 5000 && !__atomic_load_n(&cb_null_done,
+	    __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	assert_int_equal(cb_null_done, 1);
+	assert_int_equal(result, 0);
+	assert_false(pthread_equal(cb_thread, pthread_self()));
+	assert_queued(qid, "abc\r\n", 5);
 	spool_close(sp);
 }
 
@@ -539,9 +582,11 @@ static void
 test_fault_open(void **state)
 {
 	struct spool_opts opts = { 0, &tf_ops };
-	struct envelope env;
+	struct event_base *base = new_base();
+	struct result r;
 	struct spool *sp;
-	char err[256];
+	char err[256], *big = make_body(100000, 3);
+	int pending = 1;
 
 	(void)state;
 	assert_int_equal(spool_open(&sp, tdir, &opts, err, sizeof(err)), 0);
@@ -549,13 +594,36 @@ test_fault_open(void **state)
 	tf.err = EMFILE;
 	tf.after = 0;
 	tf.calls = 0;
-	make_env(&env, "a@b", 1);
-	assert_null(spool_msg_begin(sp, &env));
-	assert_int_equal(errno, EMFILE);
-	envelope_clear(&env);
+	/* A small message creates its file at commit: the callback says. */
+	memset(&r, 0, sizeof(r));
+	r.base = base;
+	r.pending = &pending;
+	spool_msg_commit(start_msg(sp, "abc", 3, NULL), base, on_commit, &r);
+	run_until(base, &pending);
+	assert_int_equal(r.result, EMFILE);
+	/* A large one creates it at the first chunk: the write says, and
+	 * the error sticks to the commit. */
+	{
+		struct envelope env;
+		struct spool_msg *m;
+
+		make_env(&env, "a@b", 1);
+		m = spool_msg_begin(sp, &env);
+		envelope_clear(&env);
+		assert_non_null(m);
+		assert_int_equal(spool_msg_write(m, big, 100000), -1);
+		assert_int_equal(errno, EMFILE);
+		pending = 1;
+		spool_msg_commit(m, base, on_commit, &r);
+		run_until(base, &pending);
+		assert_int_equal(r.result, EMFILE);
+	}
 	tf.op = 0;
 	spool_close(sp);
 	assert_int_equal(count_dir("tmp"), 0);
+	assert_int_equal(count_dir("queue"), 0);
+	event_base_free(base);
+	free(big);
 }
 
 /* --- the order of durable steps --- */
@@ -748,10 +816,12 @@ test_recovery(void **state)
 	/* an unfinished message in tmp/ (the crash case) */
 	{
 		/* as if the daemon died in the middle of DATA */
-		struct spool_msg *m = start_msg(sp, "half", 4, NULL);
+		char *big = make_body(100000, 5);
+		struct spool_msg *m = start_msg(sp, big, 100000, NULL);
 
 		close(m->fd);
 		msg_free(m);
+		free(big);
 	}
 	spool_close(sp);
 	assert_int_equal(count_dir("tmp"), 1);
@@ -955,6 +1025,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_commit_end_to_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_many_loops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_answers_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_no_loop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_faults_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_one_of_batch, setup, teardown),

@@ -43,13 +43,27 @@ static const char *const state_names[] = {
 	"WAIT", "STARTTLS", "CLOSING",
 };
 
+static void session_set_timeouts(struct smtp_session *s);
+
+static int
+state_is_data(enum smtp_state st)
+{
+	return st == SMTP_ST_DATA || st == SMTP_ST_BDAT;
+}
+
 void
 session_enter(struct smtp_session *s, enum smtp_state st)
 {
-	if (s->state != st)
-		log_debug("%s: state %s -> %s", s->id, state_names[s->state],
-		    state_names[st]);
+	enum smtp_state old = s->state;
+
+	if (old == st)
+		return;
+	log_debug("%s: state %s -> %s", s->id, state_names[old],
+	    state_names[st]);
 	s->state = st;
+	/* content uploads get data_timeout, commands idle_timeout */
+	if (s->bev != NULL && state_is_data(old) != state_is_data(st))
+		session_set_timeouts(s);
 }
 
 static void
@@ -59,7 +73,7 @@ session_set_timeouts(struct smtp_session *s)
 	struct timeval rd = { cfg->idle_timeout, 0 };
 	struct timeval wr = { cfg->idle_timeout, 0 };
 
-	if (s->state == SMTP_ST_DATA || s->state == SMTP_ST_BDAT)
+	if (state_is_data(s->state))
 		rd.tv_sec = cfg->data_timeout;
 	bufferevent_set_timeouts(s->bev, &rd, &wr);
 }
@@ -215,12 +229,14 @@ smtp_session_free(struct smtp_session *s)
 	}
 	session_tx_free(s);
 	if (s->bev != NULL) {
-		/* bev owns the socket (and the SSL) via BEV_OPT_CLOSE_ON_FREE */
 		bufferevent_free(s->bev);
 		s->bev = NULL;
-	} else if (s->fd >= 0) {
-		close(s->fd);
 	}
+	/* A TLS bev owns the socket and the SSL (BEV_OPT_CLOSE_ON_FREE); a
+	 * plaintext one does not, so that STARTTLS can reuse the socket. */
+	if (s->ssl == NULL && s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
 	if (s->free_ev != NULL)
 		event_free(s->free_ev);
 	if (s->prev != NULL)
@@ -377,8 +393,11 @@ session_tls_up(struct smtp_session *s)
 	    SSL_session_reused(s->ssl) ? ", resumed" : "");
 	if (s->lst->conf->tls == LISTENER_TLS_IMPLICIT)
 		session_greet(s);
-	else
-		session_enter(s, SMTP_ST_INIT);	/* RFC 3207 4.2: start over */
+	else {
+		/* RFC 3207 4.2: forget everything learned in plaintext */
+		session_reset(s);
+		session_enter(s, SMTP_ST_INIT);
+	}
 }
 
 /*

@@ -187,7 +187,7 @@ session_data_end(struct smtp_session *s)
 		goto refused;
 	}
 	/* RFC 5321 6.3: a loop shows as an ever-growing trace. */
-	if (tx->dr.received >= cfg->max_received) {
+	if (tx->dr.received > cfg->max_received) {
 		session_reply(s, 554, "5.4.6",
 		    "Too many Received headers: mail loop detected");
 		goto refused;
