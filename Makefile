@@ -4,6 +4,8 @@
 #   make check         unit tests (cmocka) + integration tests (pytest)
 #   make check-asan    the same, built with AddressSanitizer + UBSan
 #   make install PREFIX=/usr/local [DESTDIR=...]
+#   make fuzz [FUZZ_SECONDS=60]   every libFuzzer harness in fuzz/ (clang, build-fuzz/)
+#   make lint          clang-tidy + cppcheck (.clang-tidy, .cppcheck-suppressions)
 #
 # Sources are found by wildcard, so adding a file to a subsystem folder needs
 # no edit here.  A file named *_test.c is a cmocka unit test; it may #include
@@ -30,10 +32,20 @@ ifeq ($(SAN),1)
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   OPT      := -O1
 endif
+# SAN=fuzz: the library instrumented for libFuzzer (make fuzz sets it).
+ifeq ($(SAN),fuzz)
+  SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPT      := -O1
+  # clang warns where gcc does not; gcc's -Werror build is the gate.
+  WARN     += -Wno-error
+endif
+FUZZ_SECONDS ?= 60
+FUZZ_CC   ?= clang
+FUZZ_BIN  := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 ALL_CFLAGS = $(WARN) $(DEFS) $(CFLAGS) $(SANFLAGS) -Isrc $(PKG_CFLAGS) $(QR_CFLAGS) -MMD -MP
 LDLIBS     = $(SANFLAGS) $(PKG_LIBS) $(QR_LIBS) -lpthread -lm
 
-SUBSYS    := util smtp tls auth queue message delivery dns
+SUBSYS    := util smtp tls auth queue message delivery dns smtpc
 LIB_SRC   := $(filter-out %_test.c,$(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 CLI_SRC   := $(filter-out %_test.c,$(wildcard src/cli/*.c))
 TEST_SRC  := $(wildcard $(foreach d,$(SUBSYS) cli,src/$(d)/*_test.c)) $(wildcard tests/unit/*_test.c)
@@ -45,7 +57,7 @@ TEST_BIN  := $(patsubst %.c,$(BUILD)/unit/%,$(notdir $(TEST_SRC)))
 LIBCORE   := $(BUILD)/libcore.a
 
 .NOTPARALLEL: check check-asan
-.PHONY: all check units check-unit check-integration check-asan bench install clean
+.PHONY: all check units check-unit check-integration check-asan bench install clean fuzz fuzz-bins lint
 
 all: $(BUILD)/outpostd $(BUILD)/outpost
 
@@ -85,6 +97,21 @@ check-asan:
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
 	$(MAKE) BUILD=build-asan SAN=1 check
 
+# One binary per fuzz/fuzz_*.c, linked against the instrumented library;
+# scripts/fuzz runs each for FUZZ_SECONDS over a copy of its seed corpus.
+fuzz:
+	$(MAKE) BUILD=build-fuzz SAN=fuzz CC=$(FUZZ_CC) fuzz-bins
+	scripts/fuzz build-fuzz $(FUZZ_SECONDS)
+
+fuzz-bins: $(FUZZ_BIN)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer -MF $@.d -o $@ $< $(LIBCORE) $(LDLIBS)
+
+lint:
+	scripts/lint
+
 bench: all
 	$(MAKE) -C bench BUILD=$(abspath $(BUILD))
 
@@ -93,11 +120,12 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 0755 $(BUILD)/outpostd $(DESTDIR)$(PREFIX)/sbin/outpostd
 	install -m 0755 $(BUILD)/outpost $(DESTDIR)$(PREFIX)/bin/outpost
+	ln -sf ../bin/outpost $(DESTDIR)$(PREFIX)/sbin/sendmail
 	install -m 0644 docs/outpost.1 $(DESTDIR)$(PREFIX)/share/man/man1/outpost.1
 	install -m 0644 docs/outpost.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/outpost.conf.5
 	install -m 0644 docs/outpostd.8 $(DESTDIR)$(PREFIX)/share/man/man8/outpostd.8
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -87,7 +87,7 @@ static double g_t0;
 static volatile double g_deadline;
 static atomic_long g_claimed;	/* messages handed to connections */
 static atomic_long g_ok, g_msgerr, g_connerr, g_conns, g_resumed;
-static atomic_long g_idle_ready, g_idle_lost;
+static atomic_long g_idle_ready, g_idle_lost, g_unfinished;
 static atomic_int g_src_rr;
 static volatile sig_atomic_t g_stop;
 static pthread_mutex_t g_errlock = PTHREAD_MUTEX_INITIALIZER;
@@ -116,6 +116,7 @@ struct conn {
 	double		 t_dot;
 	int		 expect_after;	/* pipelined replies still to come */
 	uint32_t	 idx, gen;	/* epoll key: stale events are ignored */
+	int		 setting_up;	/* idle mode: counted in t->pending */
 };
 
 struct thr {
@@ -129,7 +130,15 @@ struct thr {
 	size_t		 nlat, caplat;
 	SSL_SESSION	*sess;
 	long		 reconnects;
+	int		 next;		/* idle mode: next conn to start */
+	int		 pending;	/* idle mode: sessions being set up */
 };
+
+/* Idle mode opens at most this many sessions at a time per thread, as a
+ * population of clients would: a storm of 10,000 SYNs overflows a
+ * 128-entry accept queue, and with SYN cookies a client of a
+ * server-speaks-first protocol can then wait forever for the greeting. */
+#define IDLE_RAMP 64
 
 static __thread struct thr *cur_thr;
 
@@ -195,6 +204,7 @@ b64(const unsigned char *in, size_t n, char *out)
 /* ---- connection management ---- */
 
 static void conn_start(struct conn *c);
+static void idle_setup_over(struct conn *c);
 static void conn_event(struct conn *c, uint32_t ev);
 
 static void
@@ -224,6 +234,23 @@ conn_close(struct conn *c)
 	c->st = S_DEAD;
 }
 
+static void
+idle_setup_over(struct conn *c)
+{
+	struct thr *t = c->t;
+
+	if (!c->setting_up)
+		return;
+	c->setting_up = 0;
+	t->pending--;
+	while (t->next < t->nconn && t->pending < IDLE_RAMP && !g_stop) {
+		struct conn *n = &t->c[t->next++];
+		n->setting_up = 1;
+		t->pending++;
+		conn_start(n);
+	}
+}
+
 /* Connection over; start another if messages remain. */
 static void
 conn_done(struct conn *c)
@@ -235,6 +262,8 @@ conn_done(struct conn *c)
 		c->have_msg = 0;
 		atomic_fetch_add(&g_msgerr, 1);
 	}
+	if (O.idle)
+		idle_setup_over(c);
 	more = !O.idle && !g_stop && now() < g_deadline &&
 	    atomic_load(&g_claimed) < O.msgs &&
 	    atomic_load(&g_connerr) < 1000 + O.msgs;
@@ -278,6 +307,8 @@ flush_out(struct conn *c)
 		ssize_t n;
 		size_t left = c->outlen - c->outoff;
 
+		if (c->body_pending)	/* the write that sends the final dot */
+			c->t_dot = now();
 		if (c->tls) {
 			int r = SSL_write(c->ssl, c->out + c->outoff,
 			    left > INT32_MAX ? INT32_MAX : (int)left);
@@ -299,10 +330,7 @@ flush_out(struct conn *c)
 		}
 		c->outoff += (size_t)n;
 	}
-	if (c->body_pending) {
-		c->body_pending = 0;
-		c->t_dot = now();
-	}
+	c->body_pending = 0;
 	c->outlen = c->outoff = 0;
 	return 1;
 }
@@ -332,6 +360,8 @@ conn_start(struct conn *c)
 		atomic_fetch_add(&g_connerr, 1);
 		c->st = S_DEAD;
 		c->t->live--;
+		if (O.idle)
+			idle_setup_over(c);
 		return;
 	}
 	c->fd = fd;
@@ -444,6 +474,7 @@ next_message(struct conn *c)
 	if (O.idle) {
 		c->st = S_IDLE;
 		atomic_fetch_add(&g_idle_ready, 1);
+		idle_setup_over(c);
 		return;
 	}
 	if (c->sent >= O.per_conn || g_stop || now() >= g_deadline ||
@@ -758,6 +789,8 @@ conn_event(struct conn *c, uint32_t ev)
 			break;
 	}
 	(void)ev;
+	/* output left after the round limit: wait for writability */
+	set_out_interest(c, c->outlen > c->outoff || c->body_pending);
 	return;
 closed:
 	if (c->st == S_QUIT) {
@@ -790,7 +823,16 @@ thr_main(void *arg)
 		t->c[i].t = t;
 		t->c[i].fd = -1;
 		t->c[i].idx = (uint32_t)i;
-		conn_start(&t->c[i]);
+		t->c[i].st = S_DEAD;
+	}
+	t->next = 0;
+	while (t->next < t->nconn && (!O.idle || t->pending < IDLE_RAMP)) {
+		struct conn *c = &t->c[t->next++];
+		if (O.idle) {
+			c->setting_up = 1;
+			t->pending++;
+		}
+		conn_start(c);
 	}
 	while (t->live > 0) {
 		double tnow = now();
@@ -802,6 +844,8 @@ thr_main(void *arg)
 				if (t->c[i].st != S_DEAD) {
 					if (t->c[i].have_msg)
 						atomic_fetch_add(&g_msgerr, 1);
+					if (!O.idle || t->c[i].st != S_IDLE)
+						atomic_fetch_add(&g_unfinished, 1);
 					if (!O.idle || t->c[i].st != S_IDLE) {
 						char st[64];
 						snprintf(st, sizeof(st), "state %d in=%zu out=%zu/%zu",
@@ -817,12 +861,20 @@ thr_main(void *arg)
 			/* hold time over: QUIT everything still open */
 			quitting = 1;
 			idle_end = tnow;
+			if (t->next < t->nconn) {
+				record_err("idle", "not started by end");
+				atomic_fetch_add(&g_connerr, t->nconn - t->next);
+				t->live -= t->nconn - t->next;
+				t->next = t->nconn;
+			}
 			for (int i = 0; i < t->nconn; i++) {
 				struct conn *c = &t->c[i];
 				if (c->st == S_DEAD)
 					continue;
 				if (c->st != S_IDLE) {
-					record_err("idle", "not established by end");
+					char st[64];
+					snprintf(st, sizeof(st), "not established by end (state %d)", c->st);
+					record_err("idle", st);
 					atomic_fetch_add(&g_connerr, 1);
 					conn_close(c);
 					t->live--;
@@ -1124,10 +1176,11 @@ main(int argc, char **argv)
 			    errs, atomic_load(&g_conns), el);
 		else
 			printf("msgs/s=%.1f ok=%ld errors=%ld conns=%ld "
-			    "resumed=%ld elapsed=%.2f p50=%.2fms p90=%.2fms "
-			    "p99=%.2fms max=%.2fms",
+			    "resumed=%ld unfinished=%ld elapsed=%.2f p50=%.2fms "
+			    "p90=%.2fms p99=%.2fms max=%.2fms",
 			    el > 0 ? (double)ok / el : 0, ok, errs,
-			    atomic_load(&g_conns), atomic_load(&g_resumed), el,
+			    atomic_load(&g_conns), atomic_load(&g_resumed),
+			    atomic_load(&g_unfinished), el,
 			    p50 * 1e3, p90 * 1e3, p99 * 1e3, mx * 1e3);
 		printf(" errs=\"");
 		for (int i = 0; i < g_nerrs; i++)

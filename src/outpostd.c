@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,12 +25,18 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "auth/apppass.h"
 #include "auth/authpool.h"
+#include "delivery/sched.h"
+#include "auth/quota.h"
+#include "auth/throttle.h"
+#include "message/dkim.h"
 #include "queue/spool.h"
 #include "smtp/server.h"
 #include "tls/tls.h"
 #include "util/config.h"
 #include "util/log.h"
+#include "util/privdrop.h"
 
 #define DRAIN_GRACE_SECS 30
 
@@ -37,6 +44,8 @@ struct daemon_ctx {
 	struct smtp_server	 srv;
 	struct config		 cfg;
 	struct event_base	*base;
+	struct dlv_sched	*dlv;	/* delivery: its own thread and loop */
+	int			 dropped; /* root given up for [server] user */
 };
 
 static void
@@ -55,6 +64,45 @@ load_tls(const struct config *cfg, char *err, size_t errlen)
 {
 	return tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers,
 	    cfg->tls_ciphersuites, err, errlen);
+}
+
+static void
+dkim_warn(void *ctx, const char *text)
+{
+	(void)ctx;
+	log_warn("%s", text);
+}
+
+/*
+ * (Re)loads the DKIM keys from DATA_DIR/dkim into srv's store; the old
+ * set stays with the messages being signed with it.  Returns 0 or -1.
+ */
+static int
+load_dkim(struct smtp_server *srv, const struct config *cfg)
+{
+	struct dkim_keyset *ks;
+	char dir[4096], err[512];
+	size_t i;
+	int n;
+
+	n = snprintf(dir, sizeof(dir), "%s/dkim", cfg->data_dir);
+	if (n < 0 || (size_t)n >= sizeof(dir)) {
+		log_err("dkim: key directory path too long");
+		return -1;
+	}
+	if ((ks = dkim_keyset_load(dir, dkim_warn, NULL, err,
+	    sizeof(err))) == NULL) {
+		log_err("dkim: %s", err);
+		return -1;
+	}
+	for (i = 0; i < ks->n; i++)
+		log_info("dkim: key d=%s s=%s (%s) from %s", ks->keys[i].domain,
+		    ks->keys[i].selector, dkim_alg_name(ks->keys[i].alg),
+		    ks->keys[i].path);
+	if (ks->n == 0)
+		log_info("dkim: no keys in %s: mail goes out unsigned", dir);
+	dkim_store_set(srv->dkim, ks);
+	return 0;
 }
 
 static void
@@ -91,8 +139,12 @@ reload_limits(struct config *cur, const struct config *nw)
 	RELOAD(daily_recipients);
 	RELOAD(auth_failures);
 	RELOAD(auth_failure_window);
+	RELOAD(auth_failure_delay);
+	RELOAD(hourly_messages);
+	RELOAD(hold_after_quota_hits);
 	RELOAD(received_show_user);
 	RELOAD(log_level);
+	RELOAD(dkim_expire);
 }
 #undef RELOAD
 
@@ -117,17 +169,121 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if ((ctx = load_tls(&ncfg, err, sizeof(err))) == NULL) {
-		log_err("reload failed, keeping the running certificate: %s", err);
+		log_err("reload failed, keeping the running certificate: %s%s",
+		    err, d->dropped ? " (outpostd runs as the [server] user "
+		    "since start-up: make the certificate and key readable by "
+		    "its group, or restart to load them as root)" : "");
 		config_free(&ncfg);
 		return;
 	}
 	smtp_server_set_tls_ctx(&d->srv, ctx);
+	if (load_dkim(&d->srv, &ncfg) != 0)
+		log_err("reload: keeping the running DKIM keys");
 	reload_limits(&d->cfg, &ncfg);
 	log_set_level(ncfg.log_level);
-	log_info("reloaded %s: certificate, limits and log level updated "
+	log_info("reloaded %s: certificate, DKIM keys, limits and log level updated "
 	    "(listener, path and host name changes take effect at restart)",
 	    d->cfg.path);
 	config_free(&ncfg);
+}
+
+/*
+ * Account security: the server secret (DATA_DIR/secret.key, made on
+ * first use) for app passwords and TOTP, the argon2id success cache, the
+ * failed-login throttle and the batched sending counters.  0 or -1.
+ */
+static int
+security_open(struct daemon_ctx *d, char *err, size_t errlen)
+{
+	unsigned char key[SERVERKEY_LEN];
+	char path[4096], why[512];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/secret.key",
+	    d->cfg.data_dir) >= sizeof(path)) {
+		snprintf(err, errlen, "data_dir path too long");
+		return -1;
+	}
+	if (serverkey_load(path, key, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "server key: %s", why);
+		return -1;
+	}
+	if (authpool_configure(d->srv.auth, key, d->cfg.auth_cache_ttl,
+	    4096) != 0) {
+		sodium_memzero(key, sizeof(key));
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	sodium_memzero(key, sizeof(key));
+	if ((d->srv.throttle = throttle_new(100000)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if ((d->srv.quota = quota_open(d->cfg.accounts_db,
+	    d->cfg.counter_flush, 100000, why, sizeof(why))) == NULL) {
+		throttle_free(d->srv.throttle);
+		d->srv.throttle = NULL;
+		snprintf(err, errlen, "usage counters: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Started as root: hand what the daemon writes to the [server] user and
+ * become that user for good (util/privdrop.h).  Called once everything
+ * that needs root is open: listeners bound, certificate, keys, spool,
+ * account database.  The data directory and the spool are chowned (only
+ * entries with another owner); an account database outside data_dir gets
+ * only the file and its journals, never its directory's other files.
+ */
+static int
+drop_privileges(struct daemon_ctx *d, char *err, size_t errlen)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	struct privdrop pd;
+	char warn[256], path[4200];
+	size_t i, n;
+
+	if (privdrop_prepare(&d->cfg, &pd, warn, sizeof(warn), err,
+	    errlen) != 0)
+		return -1;
+	if (warn[0] != '\0')
+		log_warn("%s", warn);
+	if (!pd.active)
+		return 0;
+	if (strcmp(d->cfg.data_dir, "/") == 0 ||
+	    strcmp(d->cfg.spool_dir, "/") == 0) {
+		snprintf(err, errlen, "data_dir or spool dir is /: refusing to "
+		    "hand it to %s", pd.user);
+		return -1;
+	}
+	if (privdrop_chown_tree(d->cfg.data_dir, pd.uid, pd.gid, err,
+	    errlen) != 0 ||
+	    privdrop_chown_tree(d->cfg.spool_dir, pd.uid, pd.gid, err,
+	    errlen) != 0)
+		return -1;
+	n = strlen(d->cfg.data_dir);
+	if (strncmp(d->cfg.accounts_db, d->cfg.data_dir, n) != 0 ||
+	    d->cfg.accounts_db[n] != '/') {
+		for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+			snprintf(path, sizeof(path), "%s%s", d->cfg.accounts_db,
+			    suffix[i]);
+			if (lchown(path, pd.uid, pd.gid) != 0 && errno != ENOENT) {
+				snprintf(err, errlen, "cannot hand %.900s to %s: %s",
+				    path, pd.user, strerror(errno));
+				return -1;
+			}
+		}
+		log_warn("accounts database %s is outside data_dir: its "
+		    "directory must be writable by %s", d->cfg.accounts_db,
+		    pd.user);
+	}
+	if (privdrop_apply(&pd, err, errlen) != 0)
+		return -1;
+	d->dropped = 1;
+	log_info("dropped root: running as user %s (uid %u), group %s "
+	    "(gid %u)", pd.user, (unsigned)pd.uid, pd.group, (unsigned)pd.gid);
+	return 0;
 }
 
 int
@@ -145,6 +301,7 @@ main(int argc, char **argv)
 	struct pwhash_params pp;
 	const char *path = NULL;
 	struct event *ev_term, *ev_int, *ev_hup;
+	sigset_t startsigs;
 	char err[1024];
 	int ch, check = 0, debug = 0, nworkers, i;
 	SSL_CTX *ctx;
@@ -173,6 +330,16 @@ main(int argc, char **argv)
 		return EX_SOFTWARE;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* From the moment the listeners accept (backlog), clients and
+	 * scripts may think we are up and signal us: hold TERM/INT/HUP
+	 * until their handlers are installed (the delivery start takes a
+	 * while), so a SIGHUP never kills us.  Threads started meanwhile
+	 * inherit the mask and leave these signals to the main thread. */
+	sigemptyset(&startsigs);
+	sigaddset(&startsigs, SIGTERM);
+	sigaddset(&startsigs, SIGINT);
+	sigaddset(&startsigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &startsigs, NULL);
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return EX_OSERR;
 	log_init("outpostd", LOGL_INFO, 0);
@@ -203,6 +370,13 @@ main(int argc, char **argv)
 	if (smtp_server_init(&d->srv, &d->cfg) != 0)
 		return EX_OSERR;
 	smtp_server_set_tls_ctx(&d->srv, ctx);
+	if ((d->srv.dkim = dkim_store_new()) == NULL)
+		return EX_OSERR;
+	if (load_dkim(&d->srv, &d->cfg) != 0) {
+		fprintf(stderr, "outpostd: cannot load the DKIM keys (see the "
+		    "log)\n");
+		return EX_CONFIG;
+	}
 
 	memset(&sopts, 0, sizeof(sopts));
 	sopts.min_free_space = d->cfg.min_free_space;
@@ -225,11 +399,29 @@ main(int argc, char **argv)
 		spool_close(d->srv.spool);
 		return EX_UNAVAILABLE;
 	}
-	if (smtp_server_bind(&d->srv, err, sizeof(err)) != 0) {
+	if (security_open(d, err, sizeof(err)) != 0) {
 		fprintf(stderr, "outpostd: %s\n", err);
 		authpool_free(d->srv.auth);
 		spool_close(d->srv.spool);
 		return EX_UNAVAILABLE;
+	}
+	if (smtp_server_bind(&d->srv, err, sizeof(err)) != 0) {
+		fprintf(stderr, "outpostd: %s\n", err);
+		quota_close(d->srv.quota);
+		throttle_free(d->srv.throttle);
+		authpool_free(d->srv.auth);
+		spool_close(d->srv.spool);
+		return EX_UNAVAILABLE;
+	}
+	/* Everything that needs root is open: give root up now, before
+	 * the delivery engine and the workers start serving. */
+	if (drop_privileges(d, err, sizeof(err)) != 0) {
+		fprintf(stderr, "outpostd: %s\n", err);
+		quota_close(d->srv.quota);
+		throttle_free(d->srv.throttle);
+		authpool_free(d->srv.auth);
+		spool_close(d->srv.spool);
+		return EX_CONFIG;
 	}
 	if ((d->base = event_base_new()) == NULL)
 		return EX_OSERR;
@@ -240,9 +432,18 @@ main(int argc, char **argv)
 	    evsignal_add(ev_term, NULL) || evsignal_add(ev_int, NULL) ||
 	    evsignal_add(ev_hup, NULL))
 		return EX_OSERR;
+	pthread_sigmask(SIG_UNBLOCK, &startsigs, NULL);	/* pending ones run now */
 	if (smtp_server_start(&d->srv, nworkers, err, sizeof(err)) != 0) {
 		fprintf(stderr, "outpostd: %s\n", err);
 		return EX_OSERR;
+	}
+	/* Delivery: its own thread and event loop (delivery/sched.h).  It
+	 * hooks the spool's commit notification first and then scans the
+	 * queue, so a message committed meanwhile is found either way. */
+	if ((d->dlv = dlv_sched_start(&d->cfg, d->srv.spool, err,
+	    sizeof(err))) == NULL) {
+		fprintf(stderr, "outpostd: delivery: %s\n", err);
+		return EX_UNAVAILABLE;
 	}
 	for (i = 0; i < d->srv.nlisteners; i++)
 		log_info("listening on %s (%s, %s)", d->srv.listeners[i].addr,
@@ -259,9 +460,20 @@ main(int argc, char **argv)
 	 * run those once more so every callback is delivered (and freed)
 	 * before the sessions go. */
 	authpool_free(d->srv.auth);
+	dlv_sched_stop(d->dlv);		/* before the spool: DSNs use it */
 	spool_close(d->srv.spool);
 	smtp_server_run_pending(&d->srv);
-	smtp_server_free(&d->srv);
+	dkim_store_free(d->srv.dkim);
+	d->srv.dkim = NULL;
+	{
+		/* sessions and their callbacks are gone now; last flush */
+		struct quota *q = d->srv.quota;
+		struct throttle *t = d->srv.throttle;
+
+		smtp_server_free(&d->srv);
+		quota_close(q);
+		throttle_free(t);
+	}
 	event_free(ev_term);
 	event_free(ev_int);
 	event_free(ev_hup);

@@ -29,10 +29,11 @@
 #include <sqlite3.h>
 
 #include "auth/accounts.h"
+#include "auth/accounts_int.h"
+#include "auth/apppass.h"
+#include "auth/authcache.h"
 #include "util/log.h"
 
-#define ACCT_PASS_MAX	1024
-#define ACCT_ADDR_MAX	254	/* RFC 5321 4.5.3.1.3: path 256 incl. <> */
 #define ACCT_LOCAL_MAX	64	/* RFC 5321 4.5.3.1.1 */
 #define ACCT_DOMAIN_MAX	255	/* RFC 5321 4.5.3.1.2 */
 #define ACCT_LABEL_MAX	63
@@ -51,18 +52,40 @@ static const char *const migrations[] = {
 	"  created INTEGER NOT NULL,"
 	"  updated INTEGER NOT NULL"
 	");",
+	/* 1 -> 2: 2FA, hold, app passwords, aliases, usage counters */
+	"ALTER TABLE users ADD COLUMN totp_secret BLOB;"
+	"ALTER TABLE users ADD COLUMN totp_enabled INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE users ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE app_passwords ("
+	"  id INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  label TEXT NOT NULL,"
+	"  hash BLOB NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  last_used INTEGER NOT NULL DEFAULT 0,"
+	"  last_ip TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (user_id, label)"
+	");"
+	"CREATE INDEX app_passwords_hash ON app_passwords (hash);"
+	"CREATE TABLE aliases ("
+	"  alias TEXT PRIMARY KEY COLLATE NOCASE,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  created INTEGER NOT NULL"
+	");"
+	"CREATE INDEX aliases_user ON aliases (user_id);"
+	"CREATE TABLE usage ("
+	"  name TEXT NOT NULL COLLATE NOCASE,"
+	"  day INTEGER NOT NULL,"
+	"  messages INTEGER NOT NULL DEFAULT 0,"
+	"  recipients INTEGER NOT NULL DEFAULT 0,"
+	"  hour INTEGER NOT NULL DEFAULT 0,"
+	"  hour_messages INTEGER NOT NULL DEFAULT 0,"
+	"  quota_hits INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (name, day)"
+	");",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
-
-enum {
-	ST_ADD,
-	ST_DEL,
-	ST_PASSWD,
-	ST_GET,
-	ST_LIST,
-	ST_REHASH,
-	ST_COUNT
-};
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ADD] = "INSERT INTO users (email, pwhash, enabled, created, updated)"
@@ -70,26 +93,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_DEL] = "DELETE FROM users WHERE email = ?1",
 	[ST_PASSWD] = "UPDATE users SET pwhash = ?2, updated = ?3"
 	    " WHERE email = ?1",
-	[ST_GET] = "SELECT id, email, pwhash, enabled, created, updated"
-	    " FROM users WHERE email = ?1",
+	[ST_GET] = "SELECT id, email, pwhash, enabled, created, updated,"
+	    " totp_enabled, held FROM users WHERE email = ?1",
 	[ST_LIST] = "SELECT email, enabled, created, updated FROM users"
 	    " ORDER BY email",
+	[ST_AP_FIND] = "SELECT id FROM app_passwords WHERE user_id = ?1"
+	    " AND hash = ?2",
 	/* Only replace the hash that was verified, never a newer one. */
 	[ST_REHASH] = "UPDATE users SET pwhash = ?2 WHERE id = ?1 AND pwhash = ?3",
 };
 
-struct accounts {
-	sqlite3		*db;
-	sqlite3_stmt	*st[ST_COUNT];
-	char		 dummy[crypto_pwhash_STRBYTES]; /* "" until computed */
-	struct pwhash_params dummy_pp;	/* the cost dummy was made with */
-};
 
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
+void
 seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -101,7 +116,7 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
+void
 dberr(struct accounts *a, char *err, size_t errlen, const char *what)
 {
 	seterr(err, errlen, "account database: %s: %s", what,
@@ -174,8 +189,10 @@ local_valid(const unsigned char *s, size_t n)
 	if (n == 0 || n > ACCT_LOCAL_MAX || s[0] == '.' || s[n - 1] == '.')
 		return -1;
 	for (i = 0; i < n; ) {
-		if (s[i] == '.') {
-			if (s[i + 1] == '.')
+		/* s[0..n) was copied by the caller; clang 14's analyzer loses
+		 * track of a memcpy with a variable length */
+		if (s[i] == '.') { // NOLINT(clang-analyzer-core.UndefinedBinaryOperatorResult)
+			if (s[i + 1] == '.')	/* s[n - 1] is not '.': i + 1 < n */
 				return -1;
 			i++;
 		} else if (s[i] < 0x80) {
@@ -277,7 +294,7 @@ accounts_addr_normalize(const char *in, char *out, size_t outlen)
 /* ---------------------------------------------------------------- */
 /* Opening and schema */
 
-static int
+int
 exec_sql(struct accounts *a, const char *sql, char *err, size_t errlen)
 {
 	char *msg = NULL;
@@ -445,13 +462,13 @@ accounts_close(struct accounts *a)
 	if (a->db != NULL)
 		sqlite3_close(a->db);
 	sodium_memzero(a, sizeof(*a));
-	free(a);
+	free(a);	/* keys included */
 }
 
 /* ---------------------------------------------------------------- */
 /* Users */
 
-static int
+int
 norm_or_err(const char *email, char *out, size_t outlen, char *err,
     size_t errlen)
 {
@@ -462,7 +479,7 @@ norm_or_err(const char *email, char *out, size_t outlen, char *err,
 	return 0;
 }
 
-static int
+int
 hash_password(const char *password, size_t passlen,
     const struct pwhash_params *pp, char out[crypto_pwhash_STRBYTES],
     char *err, size_t errlen)
@@ -584,12 +601,28 @@ accounts_user_passwd(struct accounts *a, const char *email,
 	if ((rc = hash_password(password, passlen, pp, hash, err,
 	    errlen)) != ACCT_OK)
 		return rc;
+	/* Gmail's rule: a new password revokes every app password. */
+	if (exec_sql(a, "BEGIN IMMEDIATE", err, errlen) != 0) {
+		sodium_memzero(hash, sizeof(hash));
+		return ACCT_ERR;
+	}
 	rc = write_by_addr(a, a->st[ST_PASSWD], addr, hash, err, errlen);
 	sodium_memzero(hash, sizeof(hash));
+	if (rc == ACCT_OK && accounts_apppass_revoke_all(a, addr, err,
+	    errlen) < 0)
+		rc = ACCT_ERR;
+	if (rc != ACCT_OK) {
+		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	if (exec_sql(a, "COMMIT", err, errlen) != 0) {
+		sqlite3_exec(a->db, "ROLLBACK", NULL, NULL, NULL);
+		return ACCT_ERR;
+	}
 	return rc;
 }
 
-static void
+void
 copy_col(char *dst, size_t dstlen, sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
@@ -629,6 +662,8 @@ accounts_user_get(struct accounts *a, const char *email,
 			out->enabled = sqlite3_column_int(st, 3);
 			out->created = (time_t)sqlite3_column_int64(st, 4);
 			out->updated = (time_t)sqlite3_column_int64(st, 5);
+			out->totp_enabled = sqlite3_column_int(st, 6);
+			out->held = sqlite3_column_int(st, 7);
 		}
 		rc = ACCT_OK;
 	} else if (rc == SQLITE_DONE) {
@@ -733,31 +768,73 @@ rehash(struct accounts *a, sqlite3_int64 id, const char *oldhash,
 	sodium_memzero(hash, sizeof(hash));
 }
 
+void
+accounts_set_key(struct accounts *a, const unsigned char key[32])
+{
+	serverkey_derive(key, SERVERKEY_APPPASS, a->ap_key);
+	serverkey_derive(key, SERVERKEY_TOTP, a->totp_key);
+	a->has_key = 1;
+}
+
+/*
+ * App password lookup: keyed hash of the normalised form, then an indexed
+ * lookup.  Returns the row id, 0 for no match, -1 on a database error.
+ */
+static sqlite3_int64
+apppass_find(struct accounts *a, sqlite3_int64 uid, const char *norm)
+{
+	unsigned char h[APPPASS_HASH_LEN];
+	sqlite3_stmt *st = a->st[ST_AP_FIND];
+	sqlite3_int64 id = 0;
+	int rc;
+
+	if (apppass_hash(a->ap_key, norm, h) != 0)
+		return -1;
+	sqlite3_reset(st);
+	if (sqlite3_bind_int64(st, 1, uid) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 2, h, sizeof(h), SQLITE_TRANSIENT) !=
+	    SQLITE_OK) {
+		sqlite3_reset(st);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	else if (rc != SQLITE_DONE)
+		id = -1;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	sodium_memzero(h, sizeof(h));
+	return id;
+}
+
 enum auth_result
-accounts_verify(struct accounts *a, const char *user, const char *password,
-    size_t passlen, const struct pwhash_params *pp, char *canon,
-    size_t canonlen)
+accounts_verify_ex(struct accounts *a, const char *user, const char *password,
+    size_t passlen, const struct pwhash_params *pp, struct authcache *cache,
+    struct verify_out *out)
 {
 	char addr[ACCT_ADDR_MAX + 1], hash[crypto_pwhash_STRBYTES];
-	char email[ACCT_ADDR_MAX + 1];
+	char email[ACCT_ADDR_MAX + 1], norm[APPPASS_LEN + 1];
+	unsigned char ck[AUTHCACHE_KEYLEN];
 	struct pwhash_params p = params_fix(pp);
 	sqlite3_stmt *st = a->st[ST_GET];
-	sqlite3_int64 id = 0;
-	int rc, enabled = 0, found = 0;
-	enum auth_result res = AUTH_DENIED;
+	sqlite3_int64 id = 0, apid;
+	int rc, enabled = 0, found = 0, totp = 0, ok = 0;
+	time_t now = time(NULL);
 
-	if (canon != NULL && canonlen > 0)
-		canon[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	out->result = AUTH_DENIED;
+	hash[0] = '\0';
 	if (password == NULL || passlen == 0 || passlen > ACCT_PASS_MAX ||
 	    accounts_addr_normalize(user, addr, sizeof(addr)) != 0) {
 		verify_dummy(a, password, passlen, &p);
-		return AUTH_DENIED;
+		return out->result;
 	}
 
 	sqlite3_reset(st);
 	if (sqlite3_bind_text(st, 1, addr, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
 		sqlite3_reset(st);
-		return AUTH_TEMPFAIL;
+		return out->result = AUTH_TEMPFAIL;
 	}
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
@@ -767,6 +844,8 @@ accounts_verify(struct accounts *a, const char *user, const char *password,
 		id = sqlite3_column_int64(st, 0);
 		copy_col(email, sizeof(email), st, 1);
 		enabled = sqlite3_column_int(st, 3);
+		totp = sqlite3_column_int(st, 6);
+		out->held = sqlite3_column_int(st, 7);
 		/* A hash that does not fit is corrupt: treat as no user. */
 		if (h != NULL && hn > 0 && (size_t)hn < sizeof(hash)) {
 			memcpy(hash, h, (size_t)hn);
@@ -778,20 +857,81 @@ accounts_verify(struct accounts *a, const char *user, const char *password,
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		log_err("accounts: lookup failed: %s", sqlite3_errmsg(a->db));
-		return AUTH_TEMPFAIL;
+		return out->result = AUTH_TEMPFAIL;
+	}
+	if (!found) {
+		verify_dummy(a, password, passlen, &p);
+		return out->result;
+	}
+	out->user_id = id;
+
+	/* 1. App password: cheap, and works with or without 2FA. */
+	if (a->has_key && apppass_normalize(password, passlen, norm) == 0) {
+		apid = apppass_find(a, id, norm);
+		sodium_memzero(norm, sizeof(norm));
+		if (apid < 0) {
+			log_err("accounts: app password lookup failed: %s",
+			    sqlite3_errmsg(a->db));
+			sodium_memzero(hash, sizeof(hash));
+			return out->result = AUTH_TEMPFAIL;
+		}
+		if (apid > 0) {
+			out->apppass_id = apid;
+			out->result = enabled ? AUTH_OK_APPPASS : AUTH_DISABLED;
+			snprintf(out->canon, sizeof(out->canon), "%s", email);
+			sodium_memzero(hash, sizeof(hash));
+			return out->result;
+		}
+		/* no match: a revoked one costs argon2id like any miss */
 	}
 
-	if (!found || !enabled) {
-		verify_dummy(a, password, passlen, &p);
-		res = AUTH_DENIED;
-	} else if (crypto_pwhash_str_verify(hash, password, passlen) == 0) {
-		res = AUTH_OK;
+	/* 2. Regular password: the cache first, then argon2id. */
+	if (cache != NULL) {
+		authcache_key(cache, id, hash, password, passlen, ck);
+		if (authcache_lookup(cache, ck, now)) {
+			ok = 1;
+			out->cached = 1;
+		}
+	}
+	if (!ok && crypto_pwhash_str_verify(hash, password, passlen) == 0) {
+		ok = 1;
 		if (crypto_pwhash_str_needs_rehash(hash,
 		    (unsigned long long)p.opslimit, (size_t)p.memlimit) == 1)
 			rehash(a, id, hash, password, passlen, &p);
-		if (canon != NULL && canonlen > 0)
-			snprintf(canon, canonlen, "%s", email);
+		else if (cache != NULL)
+			authcache_insert(cache, ck, now);
 	}
+	if (ok) {
+		if (!enabled)
+			out->result = AUTH_DISABLED;
+		else if (totp)
+			out->result = AUTH_NEED_APPPASS;
+		else
+			out->result = AUTH_OK;
+		snprintf(out->canon, sizeof(out->canon), "%s", email);
+	}
+	sodium_memzero(ck, sizeof(ck));
 	sodium_memzero(hash, sizeof(hash));
-	return res;
+	return out->result;
+}
+
+enum auth_result
+accounts_verify(struct accounts *a, const char *user, const char *password,
+    size_t passlen, const struct pwhash_params *pp, char *canon,
+    size_t canonlen)
+{
+	struct verify_out out;
+	enum auth_result r;
+
+	if (canon != NULL && canonlen > 0)
+		canon[0] = '\0';
+	r = accounts_verify_ex(a, user, password, passlen, pp, NULL, &out);
+	if (r == AUTH_OK_APPPASS)
+		r = AUTH_OK;
+	else if (r == AUTH_NEED_APPPASS || r == AUTH_DISABLED)
+		r = AUTH_DENIED;
+	if (r == AUTH_OK && canon != NULL && canonlen > 0)
+		snprintf(canon, canonlen, "%s", out.canon);
+	sodium_memzero(&out, sizeof(out));
+	return r;
 }

@@ -25,6 +25,7 @@
 
 #include <sodium.h>
 
+#include "auth/authcache.h"
 #include "auth/authpool.h"
 #include "auth/sasl.h"
 #include "util/log.h"
@@ -39,8 +40,13 @@ struct ap_req {
 	struct ap_req	*next;
 	struct event_base *base;
 	authpool_cb	 cb;
+	authpool_cb_ex	 cb_ex;		/* instead of cb when set */
 	void		*arg;
 	enum auth_result result;
+	int64_t		 apppass_id;
+	int		 held;
+	int		 cached;
+	char		*aliases;	/* heap; handed to cb_ex */
 	size_t		 passlen;
 	char		 user[AP_USER_MAX + 1];
 	char		 pass[AP_PASS_MAX + 1];	/* wiped before delivery */
@@ -64,14 +70,37 @@ struct authpool {
 	struct pwhash_params pp;
 	struct ap_worker *workers;
 	int		 nworkers;
+	struct authcache *cache;	/* NULL: no caching */
 };
+
+static int
+ap_ok(enum auth_result r)
+{
+	return r == AUTH_OK || r == AUTH_OK_APPPASS ||
+	    r == AUTH_NEED_APPPASS || r == AUTH_DISABLED;
+}
 
 static void
 ap_deliver(void *p)
 {
 	struct ap_req *r = p;
+	struct auth_answer ans;
 
-	r->cb(r->arg, r->result, r->result == AUTH_OK ? r->canon : NULL);
+	if (r->cb_ex != NULL) {
+		memset(&ans, 0, sizeof(ans));
+		ans.result = r->result;
+		ans.canon = ap_ok(r->result) ? r->canon : NULL;
+		ans.apppass_id = r->apppass_id;
+		ans.held = r->held;
+		ans.cached = r->cached;
+		ans.aliases = r->aliases;	/* ownership passes */
+		r->aliases = NULL;
+		r->cb_ex(r->arg, &ans);
+	} else {
+		free(r->aliases);
+		r->cb(r->arg, r->result, r->result == AUTH_OK ? r->canon :
+		    NULL);
+	}
 	sodium_memzero(r, sizeof(*r));
 	free(r);
 }
@@ -89,7 +118,7 @@ ap_answer(struct ap_req *r, enum auth_result result)
 	sodium_memzero(r->pass, sizeof(r->pass));
 	r->passlen = 0;
 	r->result = result;
-	if (result != AUTH_OK)
+	if (!ap_ok(result))
 		r->canon[0] = '\0';
 	for (tries = 0; tries < 100; tries++) {
 		if (loopcall(r->base, ap_deliver, r) == 0)
@@ -97,6 +126,7 @@ ap_answer(struct ap_req *r, enum auth_result result)
 		nanosleep(&ts, NULL);
 	}
 	log_err("authpool: out of memory, an AUTH answer was lost");
+	free(r->aliases);
 	sodium_memzero(r, sizeof(*r));
 	free(r);
 }
@@ -107,6 +137,7 @@ ap_main(void *p)
 	struct ap_worker *w = p;
 	struct authpool *ap = w->ap;
 	struct ap_req *r;
+	struct verify_out vo;
 	enum auth_result res;
 
 	for (;;) {
@@ -126,8 +157,24 @@ ap_main(void *p)
 		pthread_mutex_unlock(&ap->mu);
 
 		r->next = NULL;
-		res = accounts_verify(w->acct, r->user, r->pass, r->passlen,
-		    &ap->pp, r->canon, sizeof(r->canon));
+		if (r->cb_ex == NULL) {
+			res = accounts_verify(w->acct, r->user, r->pass,
+			    r->passlen, &ap->pp, r->canon, sizeof(r->canon));
+			ap_answer(r, res);
+			continue;
+		}
+		res = accounts_verify_ex(w->acct, r->user, r->pass,
+		    r->passlen, &ap->pp, ap->cache, &vo);
+		if (ap_ok(res)) {
+			snprintf(r->canon, sizeof(r->canon), "%s", vo.canon);
+			r->apppass_id = vo.apppass_id;
+			r->held = vo.held;
+			r->cached = vo.cached;
+			if (res == AUTH_OK || res == AUTH_OK_APPPASS)
+				r->aliases = accounts_alias_blob(w->acct,
+				    vo.user_id);
+		}
+		sodium_memzero(&vo, sizeof(vo));
 		ap_answer(r, res);
 	}
 	return NULL;
@@ -228,15 +275,16 @@ authpool_free(struct authpool *ap)
 		accounts_close(ap->workers[i].acct);
 	}
 	free(ap->workers);
+	authcache_free(ap->cache);
 	pthread_cond_destroy(&ap->cv);
 	pthread_mutex_destroy(&ap->mu);
 	free(ap);
 }
 
-void
-authpool_verify(struct authpool *ap, struct event_base *base,
+static void
+ap_submit(struct authpool *ap, struct event_base *base,
     const char *user, const char *password, size_t passlen,
-    authpool_cb cb, void *arg)
+    authpool_cb cb, authpool_cb_ex cb_ex, void *arg)
 {
 	struct ap_req *r;
 	size_t ulen;
@@ -249,6 +297,7 @@ authpool_verify(struct authpool *ap, struct event_base *base,
 	}
 	r->base = base;
 	r->cb = cb;
+	r->cb_ex = cb_ex;
 	r->arg = arg;
 	ulen = user != NULL ? strnlen(user, AP_USER_MAX + 1) : 0;
 	/*
@@ -292,4 +341,36 @@ authpool_verify(struct authpool *ap, struct event_base *base,
 			    "tempfail", AP_QUEUE_MAX);
 		ap_answer(r, AUTH_TEMPFAIL);
 	}
+}
+
+void
+authpool_verify(struct authpool *ap, struct event_base *base,
+    const char *user, const char *password, size_t passlen,
+    authpool_cb cb, void *arg)
+{
+	ap_submit(ap, base, user, password, passlen, cb, NULL, arg);
+}
+
+void
+authpool_verify_ex(struct authpool *ap, struct event_base *base,
+    const char *user, const char *password, size_t passlen,
+    authpool_cb_ex cb, void *arg)
+{
+	ap_submit(ap, base, user, password, passlen, NULL, cb, arg);
+}
+
+int
+authpool_configure(struct authpool *ap, const unsigned char key[32],
+    int cache_ttl, size_t cache_slots)
+{
+	int i;
+
+	pthread_mutex_lock(&ap->mu);
+	for (i = 0; i < ap->nworkers; i++)
+		if (key != NULL)
+			accounts_set_key(ap->workers[i].acct, key);
+	if (ap->cache == NULL && cache_ttl > 0)
+		ap->cache = authcache_new(cache_slots, cache_ttl);
+	pthread_mutex_unlock(&ap->mu);
+	return cache_ttl > 0 && ap->cache == NULL ? -1 : 0;
 }

@@ -15,6 +15,7 @@
 #define OUTPOST_AUTHPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "auth/accounts.h"
 
 struct event_base;
@@ -36,5 +37,32 @@ typedef void (*authpool_cb)(void *arg, enum auth_result result,
 void	authpool_verify(struct authpool *ap, struct event_base *base,
 	    const char *user, const char *password, size_t passlen,
 	    authpool_cb cb, void *arg);
+
+/*
+ * The extended check (accounts_verify_ex): app passwords, 2FA, disabled
+ * accounts, the argon2id cache.  On an OK result the answer also carries
+ * the account's aliases ("a\0b\0\0", heap, or NULL): the callback owns
+ * that buffer and must free() it (or keep it).
+ */
+struct auth_answer {
+	enum auth_result result;
+	const char	*canon;		/* stored address on any OK-ish result */
+	int64_t		 apppass_id;	/* on AUTH_OK_APPPASS */
+	int		 held;		/* account's mail is on hold */
+	int		 cached;	/* argon2id skipped thanks to the cache */
+	char		*aliases;
+};
+typedef void (*authpool_cb_ex)(void *arg, struct auth_answer *ans);
+void	authpool_verify_ex(struct authpool *ap, struct event_base *base,
+	    const char *user, const char *password, size_t passlen,
+	    authpool_cb_ex cb, void *arg);
+
+/*
+ * Gives every worker the server secret (app passwords, TOTP) and sets up
+ * the argon2id success cache (ttl seconds, 0 = off; slots bounds it).
+ * Call once after authpool_new(), before the first request.  0 or -1.
+ */
+int	authpool_configure(struct authpool *ap, const unsigned char key[32],
+	    int cache_ttl, size_t cache_slots);
 
 #endif

@@ -17,11 +17,19 @@
 /* The three PLAIN fields plus their two separators. */
 #define PLAIN_RAW_MAX	(3 * SASL_FIELD_MAX + 2)
 
+/* RFC 4648 4: A-Z a-z 0-9 + / and the '=' pad. */
+static int
+b64_alphabet(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';
+}
+
 long
 sasl_b64_decode(const char *in, size_t inlen, unsigned char *out,
     size_t outlen)
 {
-	size_t binlen = 0;
+	size_t binlen = 0, i;
 
 	if (in == NULL || (out == NULL && outlen > 0))
 		return -1;
@@ -33,6 +41,11 @@ sasl_b64_decode(const char *in, size_t inlen, unsigned char *out,
 	/* Padding is mandatory, so a well-formed input is a multiple of 4. */
 	if (inlen % 4 != 0 || inlen / 4 * 3 - 2 > outlen)
 		return -1;
+	/* libsodium 1.0.18 decodes any octet >= 0x80 as '/' (found by
+	 * fuzz/fuzz_sasl.c), so the alphabet is checked here first. */
+	for (i = 0; i < inlen; i++)
+		if (!b64_alphabet((unsigned char)in[i]))
+			return -1;
 	/*
 	 * No ignore set and no b64_end pointer: libsodium then insists that
 	 * every byte was consumed (so whitespace, NULs and trailing junk

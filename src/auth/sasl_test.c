@@ -278,6 +278,36 @@ test_login(void **state)
 	}
 }
 
+/*
+ * Reproducer from fuzz/fuzz_sasl.c: libsodium 1.0.18 decodes octets
+ * >= 0x80 as '/', so "QUF\xec" came out as "AA\xbf" instead of failing.
+ * Every octet outside the alphabet must be refused, in every position.
+ */
+static void
+test_b64_high_octets(void **state)
+{
+	struct sasl_plain p;
+	unsigned char out[16];
+	char in[] = "QUFBQUFB", login[64];
+	int c;
+	size_t pos;
+
+	(void)state;
+	for (c = 0x80; c <= 0xff; c++)
+		for (pos = 0; pos < 8; pos++) {
+			in[pos] = (char)c;
+			assert_int_equal(sasl_b64_decode(in, 8, out, sizeof(out)), -1);
+			assert_int_equal(sasl_login_decode(in, 8, login,
+			    sizeof(login)), -1);
+			memcpy(in, "QUFBQUFB", 8);
+		}
+	/* the PLAIN response the fuzzer found, high octet in the middle */
+	assert_int_equal(sasl_plain_decode(
+	    "YWxpY2VAZXhhbXBsZS50ZXN0AGFsaWNlQGV4YWbwGU1u\354GVzdABwdw==", 56,
+	    &p), SASL_MALFORMED);
+	assert_int_equal(p.passwdlen, 0);
+}
+
 static void
 test_login_overlong(void **state)
 {
@@ -307,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_plain_bad_b64),
 		cmocka_unit_test(test_login),
 		cmocka_unit_test(test_login_overlong),
+		cmocka_unit_test(test_b64_high_octets),
 	};
 
 	if (sodium_init() < 0)

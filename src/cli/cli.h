@@ -20,6 +20,20 @@ struct config;
 int	cli_init(int argc, char **argv);		/* no config */
 int	cli_user(int argc, char **argv, const struct config *cfg);
 int	cli_queue(int argc, char **argv, const struct config *cfg);
+int	cli_status(int argc, char **argv, const struct config *cfg);
+/* Sender side (no config needed): send.c, sendmail.c, doctor.c, outbox.c */
+int	cli_send(int argc, char **argv, const struct config *cfg);
+int	cli_outbox(int argc, char **argv, const struct config *cfg);
+int	cli_sendmail(int argc, char **argv, const struct config *cfg);
+int	cli_doctor(int argc, char **argv, const struct config *cfg);
+/* security.c */
+int	cli_apppass(int argc, char **argv, const struct config *cfg);
+int	cli_user_2fa(int argc, char **argv, const struct config *cfg);
+int	cli_user_alias(int argc, char **argv, const struct config *cfg);
+/* what: "disable", "enable" or "release"; addr normalised */
+int	cli_user_status(const struct config *cfg, const char *addr,
+	    const char *what);
+int	cli_dkim(int argc, char **argv, const struct config *cfg);
 
 /* Reads a password from stdin: one line (without its newline); when stdin
  * is a terminal, prompts twice without echo (confirm != 0).  Returns the

@@ -5,7 +5,7 @@
  *   DIR/tls/ca.key, ca.crt                local CA, EC P-256, 10 years
  *   DIR/tls/server.key, server.crt        EC P-256, 825 days, signed by the CA
  *   DIR/data/                 (0700)      account database, spool/
- *   DIR/data/dkim/DOMAIN/mail.ed25519.key, mail.rsa.key   DKIM keys (PKCS#8)
+ *   DIR/data/dkim/DOMAIN/mail-ed.ed25519.key, mail-rsa.rsa.key  DKIM keys (PKCS#8)
  *
  * Keys are 0600, certificates 0644.  All keys and certificates are made in
  * memory before anything is written; files are created with O_EXCL, and
@@ -42,7 +42,11 @@
 
 #define INIT_CA_DAYS		3650
 #define INIT_SERVER_DAYS	825	/* the CA/B limit browsers and Apple enforce */
-#define INIT_SELECTOR		"mail"
+#define INIT_SELECTOR		"mail"	/* [dkim] selector: the base name */
+/* Distinct selectors per algorithm: two TXT records at one name make
+ * verifiers pick one at random and fail half the time. */
+#define INIT_SELECTOR_ED	INIT_SELECTOR "-ed"
+#define INIT_SELECTOR_RSA	INIT_SELECTOR "-rsa"
 #define INIT_DEFAULT_DOMAIN	"example.test"
 #define INIT_SUBMISSION		"127.0.0.1:2587"
 #define INIT_SUBMISSIONS	"127.0.0.1:2465"
@@ -580,9 +584,13 @@ init_conf_text(const struct init_opts *o)
 "# delay_warning = 4h\n"
 "\n"
 "[dkim]\n"
-"# Keys: data/dkim/%s/%s.ed25519.key and %s.rsa.key; publish the TXT\n"
-"# records that outpost init printed under %s._domainkey.%s.\n"
+"# Keys: data/dkim/%s/%s.ed25519.key and %s.rsa.key, found by name at\n"
+"# start and on SIGHUP (both: two signatures).  Publish the TXT records\n"
+"# that `outpost dkim show %s` prints.  selector is the base of the names\n"
+"# that `outpost dkim keygen` picks (%s-ed, %s-rsa).\n"
 "selector = %s\n"
+"# Signature lifetime (x= tag); 0, the default, means none.\n"
+"# expire = 7d\n"
 "\n"
 "# OAuth2 bearer tokens for XOAUTH2 / OAUTHBEARER (off unless set):\n"
 "# [oauth2]\n"
@@ -598,8 +606,8 @@ init_conf_text(const struct init_opts *o)
 "# syslog = no\n",
 	    date, o->hostname, o->domain, o->domain, o->hostname,
 	    o->submission, o->submissions, o->domain,
-	    o->domain, INIT_SELECTOR, INIT_SELECTOR, INIT_SELECTOR, o->domain,
-	    INIT_SELECTOR);
+	    o->domain, INIT_SELECTOR_ED, INIT_SELECTOR_RSA, o->domain,
+	    INIT_SELECTOR, INIT_SELECTOR, INIT_SELECTOR);
 	if (ferror(fp)) {
 		fclose(fp);
 		free(text);
@@ -688,11 +696,11 @@ init_write_all(const struct init_opts *o, const struct init_keys *k,
 	    init_write_cert(u, o->dir, "tls/server.crt", k->srv) == -1)
 		return -1;
 	snprintf(rel, sizeof(rel), "data/dkim/%s/%s.ed25519.key", o->domain,
-	    INIT_SELECTOR);
+	    INIT_SELECTOR_ED);
 	if (init_write_key(u, o->dir, rel, k->dkim_ed) == -1)
 		return -1;
 	snprintf(rel, sizeof(rel), "data/dkim/%s/%s.rsa.key", o->domain,
-	    INIT_SELECTOR);
+	    INIT_SELECTOR_RSA);
 	if (init_write_key(u, o->dir, rel, k->dkim_rsa) == -1)
 		return -1;
 
@@ -737,7 +745,7 @@ init_report(const struct init_opts *o, const struct init_keys *k)
 	printf("  %s/tls/server.key     its key (0600)\n", d);
 	printf("  %s/data/              account database and spool (0700)\n", d);
 	printf("  %s/data/dkim/%s/%s.ed25519.key, %s.rsa.key  DKIM keys\n\n",
-	    d, o->domain, INIT_SELECTOR, INIT_SELECTOR);
+	    d, o->domain, INIT_SELECTOR_ED, INIT_SELECTOR_RSA);
 	printf("Listeners: %s (STARTTLS, like port 587), %s (implicit TLS, "
 	    "like port 465).\n\n", o->submission, o->submissions);
 	printf("Clients verify the server with: %s/tls/ca.crt\n"
@@ -747,11 +755,13 @@ init_report(const struct init_opts *o, const struct init_keys *k)
 	printf("  1. start the server:   outpostd -c %s/outpost.conf\n", d);
 	printf("  2. add an account:     outpost -c %s/outpost.conf user add "
 	    "you@%s\n", d, o->domain);
-	printf("  3. publish the DKIM keys in DNS:\n");
-	printf("     %s._domainkey.%s IN TXT %s\n", INIT_SELECTOR, o->domain,
+	printf("  3. publish these DNS records (DKIM keys; `outpost -c "
+	    "%s/outpost.conf dkim show %s`\n     prints them again with the "
+	    "SPF and DMARC records):\n", d, o->domain);
+	printf("     %s._domainkey.%s IN TXT %s\n", INIT_SELECTOR_ED, o->domain,
 	    k->txt_ed);
-	printf("     %s._domainkey.%s IN TXT %s\n", INIT_SELECTOR, o->domain,
-	    k->txt_rsa);
+	printf("     %s._domainkey.%s IN TXT %s\n", INIT_SELECTOR_RSA,
+	    o->domain, k->txt_rsa);
 }
 
 int

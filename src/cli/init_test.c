@@ -156,8 +156,8 @@ test_init_writes_working_setup(void **state)
 	struct config	 cfg;
 	SSL_CTX		*ctx;
 	const char	*keys[] = { "tls/ca.key", "tls/server.key",
-	    "data/dkim/example.org/mail.ed25519.key",
-	    "data/dkim/example.org/mail.rsa.key" };
+	    "data/dkim/example.org/mail-ed.ed25519.key",
+	    "data/dkim/example.org/mail-rsa.rsa.key" };
 	size_t		 i;
 
 	/* A directory that does not exist yet is created. */
@@ -202,8 +202,8 @@ test_init_writes_working_setup(void **state)
 	assert_int_equal(EVP_PKEY_get_bits(srvkey), 256);
 
 	/* DKIM keys: ed25519 and RSA 2048. */
-	ed = read_key(sub, "data/dkim/example.org/mail.ed25519.key");
-	rsa = read_key(sub, "data/dkim/example.org/mail.rsa.key");
+	ed = read_key(sub, "data/dkim/example.org/mail-ed.ed25519.key");
+	rsa = read_key(sub, "data/dkim/example.org/mail-rsa.rsa.key");
 	assert_true(EVP_PKEY_is_a(ed, "ED25519"));
 	assert_true(EVP_PKEY_is_a(rsa, "RSA"));
 	assert_int_equal(EVP_PKEY_get_bits(rsa), 2048);

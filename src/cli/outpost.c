@@ -39,9 +39,23 @@ static const struct outpost_cmd {
 	{ "init", 0, cmd_init,
 	    "write a working setup (config, TLS, DKIM keys) into DIR" },
 	{ "user", 1, cli_user,
-	    "manage accounts: add|del|passwd|list|show EMAIL" },
+	    "manage accounts: add|del|passwd|list|show|disable|enable|release|2fa|alias" },
+	{ "apppass", 1, cli_apppass,
+	    "app passwords: add EMAIL LABEL | list EMAIL | revoke EMAIL LABEL" },
 	{ "queue", 1, cli_queue,
 	    "inspect the queue: list|show|flush|delete|hold|release" },
+	{ "status", 1, cli_status,
+	    "delivery status: queue counts, oldest message, deferrals" },
+	{ "send", 0, cli_send,
+	    "submit a message (stdin) to an SMTP server or account" },
+	{ "outbox", 0, cli_outbox,
+	    "messages waiting to be sent again: list|flush" },
+	{ "sendmail", 0, cli_sendmail,
+	    "sendmail(8)-compatible submission: [-t] [-i] [-f FROM] [RCPT...]" },
+	{ "doctor", 0, cli_doctor,
+	    "diagnose a server step by step: HOST[:PORT]" },
+	{ "dkim", 1, cli_dkim,
+	    "DKIM keys and DNS records: keygen DOMAIN|list|show DOMAIN" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -98,6 +112,16 @@ main(int argc, char **argv)
 	/* Library code logs through log.h; the CLI wants only problems,
 	 * on stderr, never syslog. */
 	log_init("outpost", LOGL_WARN, 0);
+
+	/* Installed as (or linked to) "sendmail": cron, PHP's mail() and
+	 * mailx call it with sendmail's options. */
+	if (argc > 0 && argv[0] != NULL) {
+		const char	*base = strrchr(argv[0], '/');
+
+		base = base != NULL ? base + 1 : argv[0];
+		if (strcmp(base, "sendmail") == 0)
+			return cli_sendmail(argc, argv, NULL);
+	}
 
 	for (i = 1; i < argc; i++) {
 		arg = argv[i];

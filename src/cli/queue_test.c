@@ -120,8 +120,12 @@ test_usage(void **state)
 		{ { "queue", "show", "0000000000000000X", NULL }, EX_DATAERR },
 		{ { "queue", "show", "../../etc/passwd", NULL }, EX_DATAERR },
 		{ { "queue", "show", "0000000000000000", NULL }, EX_NOINPUT },
+		/* no daemon, no such message */
 		{ { "queue", "delete", "0000000000000000", NULL },
-		  EX_UNAVAILABLE },
+		  EX_NOINPUT },
+		{ { "queue", "hold", "nope", NULL }, EX_DATAERR },
+		{ { "queue", "hold", NULL }, EX_USAGE },
+		{ { "queue", "flush", "x", NULL }, EX_USAGE },
 		{ { "queue", "--help", NULL }, 0 },
 	};
 	size_t i;

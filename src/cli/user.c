@@ -201,7 +201,11 @@ static const char usage_text[] =
     "       outpost [-c FILE] user del EMAIL       delete an account\n"
     "       outpost [-c FILE] user passwd EMAIL    set a new password (on stdin)\n"
     "       outpost [-c FILE] user list            list all accounts\n"
-    "       outpost [-c FILE] user show EMAIL      show one account\n"
+    "       outpost [-c FILE] user show EMAIL      show one account and today's usage\n"
+    "       outpost [-c FILE] user disable|enable EMAIL\n"
+    "       outpost [-c FILE] user release EMAIL   end a hold on its outgoing mail\n"
+    "       outpost [-c FILE] user 2fa EMAIL on|off|verify CODE\n"
+    "       outpost [-c FILE] user alias add|del|list EMAIL [ALIAS]\n"
     "Use the whole address as EMAIL, like me@example.org.  On a terminal the\n"
     "password is asked twice without echo; otherwise the first line of\n"
     "standard input is the password.\n";
@@ -423,7 +427,8 @@ user_passwd(const struct config *cfg, const char *addr)
 	accounts_close(a);
 	if (rc != ACCT_OK)
 		return store_error(rc, addr, err);
-	printf("password changed for %s\n", addr);
+	printf("password changed for %s; its app passwords (if any) were "
+	    "revoked: create new ones with outpost apppass add\n", addr);
 	return 0;
 }
 
@@ -466,25 +471,76 @@ user_show(const struct config *cfg, const char *addr)
 {
 	char err[USER_ERR_MAX], created[64], updated[64];
 	struct account_info ai;
+	struct usage_row u;
 	struct accounts *a;
-	int rc, missing;
+	time_t now;
+	int rc, missing, napp, nalias;
 
 	if ((a = open_store(cfg, 0, &missing)) == NULL)
 		return missing ? store_error(ACCT_NOUSER, addr, "") : EX_IOERR;
 	rc = accounts_user_get(a, addr, &ai, err, sizeof(err));
-	accounts_close(a);
-	if (rc != ACCT_OK)
+	if (rc != ACCT_OK) {
+		accounts_close(a);
 		return store_error(rc, addr, err);
+	}
+	now = time(NULL);
+	if (accounts_usage_get(a, ai.email, (int64_t)now / 86400, &u) !=
+	    ACCT_OK)
+		memset(&u, 0, sizeof(u));
+	napp = accounts_apppass_list(a, ai.email, NULL, NULL, err, sizeof(err));
+	nalias = accounts_alias_list(a, ai.email, NULL, NULL, err, sizeof(err));
+	accounts_close(a);
 	fmt_time(ai.created, created, sizeof(created));
 	fmt_time(ai.updated, updated, sizeof(updated));
 	printf("address: %s\n", ai.email);
-	printf("status:  %s\n", ai.enabled ? "enabled" : "disabled");
+	printf("status:  %s%s\n", ai.enabled ? "enabled" : "disabled",
+	    ai.held ? ", outgoing mail on hold (outpost user release)" : "");
+	printf("2fa:     %s\n", ai.totp_enabled ? "on" : "off");
+	printf("app passwords: %d\n", napp < 0 ? 0 : napp);
+	printf("aliases: %d\n", nalias < 0 ? 0 : nalias);
 	printf("created: %s\n", created);
 	printf("updated: %s\n", updated);
+	/* the daemon writes counters every few seconds ([accounts]
+	 * counter_flush), so these may lag by that much */
+	printf("today:   %lld messages of %d, %lld recipients of %d, "
+	    "%lld limit hits\n", (long long)u.messages, cfg->daily_messages,
+	    (long long)u.recipients, cfg->daily_recipients,
+	    (long long)u.quota_hits);
+	if (u.hour == (int64_t)now / 3600)
+		printf("this hour: %lld messages of %d\n",
+		    (long long)u.hour_messages, cfg->hourly_messages);
+	else
+		printf("this hour: 0 messages of %d\n", cfg->hourly_messages);
 	return 0;
 }
 
+static int
+user_disable(const struct config *cfg, const char *addr)
+{
+	return cli_user_status(cfg, addr, "disable");
+}
+
+static int
+user_enable(const struct config *cfg, const char *addr)
+{
+	return cli_user_status(cfg, addr, "enable");
+}
+
+static int
+user_release(const struct config *cfg, const char *addr)
+{
+	return cli_user_status(cfg, addr, "release");
+}
+
 static const struct user_cmd user_cmds[] = {
+	{ "disable", 1, "usage: outpost [-c FILE] user disable EMAIL\n"
+	    "Refuses every login of EMAIL at once (the daemon logs each refusal).\n",
+	    user_disable },
+	{ "enable", 1, "usage: outpost [-c FILE] user enable EMAIL\n"
+	    "Lets a disabled account log in again.\n", user_enable },
+	{ "release", 1, "usage: outpost [-c FILE] user release EMAIL\n"
+	    "Ends the hold on EMAIL's outgoing mail (put there when it hit its\n"
+	    "limits repeatedly) and clears today's limit hits.\n", user_release },
 	{ "add", 1, "usage: outpost [-c FILE] user add EMAIL\n"
 	    "Adds the account EMAIL (the whole address).  The password is read\n"
 	    "from standard input: typed twice without echo on a terminal,\n"
@@ -522,6 +578,10 @@ cli_user(int argc, char **argv, const struct config *cfg)
 		fputs(usage_text, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EX_USAGE : 0;
 	}
+	if (strcmp(argv[1], "2fa") == 0)
+		return cli_user_2fa(argc - 1, argv + 1, cfg);
+	if (strcmp(argv[1], "alias") == 0)
+		return cli_user_alias(argc - 1, argv + 1, cfg);
 	for (k = 0; k < sizeof(user_cmds) / sizeof(user_cmds[0]); k++)
 		if (strcmp(argv[1], user_cmds[k].name) == 0)
 			cmd = &user_cmds[k];

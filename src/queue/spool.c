@@ -23,6 +23,14 @@
  * OUTPOST_SPOOL_SYNC_THREADS (1..16) overrides the number of sync
  * threads for tuning.
  *
+ * Header block (spool_msg_set_header*): the message's header is only
+ * known at the end of data, after the body was written.  A sync thread
+ * builds it (DKIM signing runs there, off the event loops) and inserts it
+ * after the envelope: in memory for a message still in its buffer; for
+ * one that spilled to tmp/QID, by writing tmp/QID.h = envelope + header +
+ * body (copy_file_range from tmp/QID, which is then unlinked) before the
+ * usual fdatasync and rename into queue/QID.
+ *
  * Owns: the lock fd, the queue/ directory fd, the commit and sync
  * threads, every struct spool_msg from begin to its callback/abort.
  * Fails: a message whose write, fdatasync, close or rename failed gets
@@ -74,6 +82,17 @@ struct spool_msg {
 	size_t		 len;
 	size_t		 cap;
 	uint64_t	 size;		/* message bytes, header excluded */
+	/* Header block set at the end of data (spool_msg_set_header*):
+	 * stored between the envelope and the bytes written so far. */
+	char		*envtxt;	/* copy of the envelope text */
+	size_t		 envlen;
+	int		 hmode;		/* a header block is to be inserted */
+	char		*hdr;		/* spool_msg_set_header() copy */
+	size_t		 hdrlen;
+	spool_header_fn	 hfn;		/* or built at commit by hfn */
+	void		(*hfree)(void *);
+	void		*harg;
+	int		 alt;		/* the file is now tmp/QID.h */
 	struct event_base *base;
 	spool_commit_cb	 cb;
 	void		*arg;
@@ -106,6 +125,9 @@ struct spool {
 	pthread_t	 workers[SPOOL_SYNC_MAX];
 	int		 nworkers;
 	struct spool_msg **batch;	/* SPOOL_BATCH_MAX, commit thread only */
+
+	spool_notify_fn	 notify;	/* set before commits; read by the commit thread */
+	void		*notify_arg;
 
 	pthread_mutex_t	 smu;		/* space cache */
 	struct timespec	 space_at;
@@ -193,7 +215,8 @@ msg_create(struct spool_msg *m)
 		m->err = errno;
 		return -1;
 	}
-	m->fd = m->sp->fs->open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
+	/* read-write: a header set at the end copies the body out of it */
+	m->fd = m->sp->fs->open(path, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC,
 	    0600);
 	if (m->fd < 0) {
 		m->err = errno ? errno : EIO;
@@ -231,8 +254,23 @@ msg_flush(struct spool_msg *m)
 static void
 msg_free(struct spool_msg *m)
 {
+	if (m->hfree != NULL)
+		m->hfree(m->harg);
+	free(m->hdr);
+	free(m->envtxt);
 	free(m->buf);
 	free(m);
+}
+
+/* The message's file in tmp/: QID, or QID.h once a header block was
+ * inserted into a message that had spilled to disk. */
+static int
+msg_tmp_path(const struct spool_msg *m, char *buf, size_t len)
+{
+	char name[SPOOL_QID_SIZE + 2];
+
+	snprintf(name, sizeof(name), "%s%s", m->qid, m->alt ? ".h" : "");
+	return spool_path(buf, len, m->sp->dir, "tmp", name);
 }
 
 struct spool_msg *
@@ -257,6 +295,10 @@ spool_msg_begin(struct spool *sp, struct envelope *env)
 	if (envelope_format(env, &hdr, &hlen) < 0)
 		goto fail;
 	memcpy(m->qid, env->qid, SPOOL_QID_SIZE);
+	if ((m->envtxt = malloc(hlen)) == NULL)
+		goto fail;
+	memcpy(m->envtxt, hdr, hlen);
+	m->envlen = hlen;
 	/* The header becomes the start of the buffer; grow it to hold a
 	 * small message whole. */
 	m->cap = hlen + 16 * 1024;
@@ -324,6 +366,41 @@ spool_msg_write(struct spool_msg *m, const void *buf, size_t len)
 	return 0;
 }
 
+int
+spool_msg_set_header(struct spool_msg *m, const void *buf, size_t len)
+{
+	char *h = NULL;
+
+	if (len > 0 && (h = malloc(len)) == NULL) {
+		if (!m->err)
+			m->err = ENOMEM;
+		return -1;
+	}
+	if (len > 0)
+		memcpy(h, buf, len);
+	free(m->hdr);
+	m->hdr = h;
+	m->hdrlen = len;
+	m->hfn = NULL;
+	m->hmode = 1;
+	return 0;
+}
+
+void
+spool_msg_set_header_fn(struct spool_msg *m, spool_header_fn fn,
+    void (*dtor)(void *), void *arg)
+{
+	if (m->hfree != NULL)
+		m->hfree(m->harg);
+	free(m->hdr);
+	m->hdr = NULL;
+	m->hdrlen = 0;
+	m->hfn = fn;
+	m->hfree = dtor;
+	m->harg = arg;
+	m->hmode = 1;
+}
+
 uint64_t
 spool_msg_size(const struct spool_msg *m)
 {
@@ -341,6 +418,8 @@ spool_msg_abort(struct spool_msg *m)
 		m->sp->fs->close(m->fd);
 	if (m->created && spool_path(path, sizeof(path), m->sp->dir, "tmp",
 	    m->qid) == 0)
+		m->sp->fs->unlink(path);
+	if (m->alt && msg_tmp_path(m, path, sizeof(path)) == 0)
 		m->sp->fs->unlink(path);
 	msg_free(m);
 }
@@ -364,11 +443,147 @@ spool_msg_commit(struct spool_msg *m, struct event_base *base,
 
 /* --- commit thread --- */
 
+static int
+write_all(const struct spool_fsops *fs, int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = fs->write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * The message had spilled to tmp/QID (envelope + body so far): write
+ * tmp/QID.h = envelope + header + body, the body copied in the kernel
+ * (copy_file_range; read/write where that is not supported), and drop
+ * tmp/QID.  The caller fdatasyncs the new file.
+ */
+static void
+msg_respill(struct spool_msg *m, const char *h, size_t hl)
+{
+	const struct spool_fsops *fs = m->sp->fs;
+	char path[PATH_MAX], old[PATH_MAX];
+	loff_t off = (loff_t)m->envlen;
+	uint64_t left = m->size;
+	int nfd;
+
+	if (m->len > 0 && msg_flush(m) < 0)
+		return;
+	if (msg_tmp_path(m, old, sizeof(old)) < 0) {
+		m->err = errno;
+		return;
+	}
+	m->alt = 1;
+	if (msg_tmp_path(m, path, sizeof(path)) < 0) {
+		m->alt = 0;
+		m->err = errno;
+		return;
+	}
+	nfd = fs->open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+	if (nfd < 0) {
+		m->alt = 0;
+		m->err = errno ? errno : EIO;
+		return;
+	}
+	if (write_all(fs, nfd, m->envtxt, m->envlen) < 0 ||
+	    write_all(fs, nfd, h, hl) < 0) {
+		m->err = errno ? errno : EIO;
+		goto done;
+	}
+	while (left > 0) {
+		size_t want = left > (1u << 30) ? (1u << 30) : (size_t)left;
+		ssize_t n = copy_file_range(m->fd, &off, nfd, NULL, want, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EXDEV || errno == ENOSYS ||
+		    errno == EINVAL || errno == EOPNOTSUPP)) {
+			char buf[65536];
+			ssize_t r;
+
+			r = pread(m->fd, buf, want < sizeof(buf) ? want :
+			    sizeof(buf), off);
+			if (r > 0 && write_all(fs, nfd, buf, (size_t)r) < 0)
+				r = -1;
+			n = r;
+			if (r > 0)
+				off += r;
+		}
+		if (n <= 0) {
+			m->err = n < 0 && errno ? errno : EIO;
+			goto done;
+		}
+		left -= (uint64_t)n;
+	}
+done:
+	/* the old file goes either way: on success its bytes are in the
+	 * new one, on failure both are unlinked (QID.h by the caller) */
+	fs->close(m->fd);
+	fs->unlink(old);
+	m->created = 0;
+	m->fd = nfd;
+}
+
+/* Inserts the header block after the envelope (sync thread). */
+static void
+msg_header(struct spool_msg *m)
+{
+	char *h = NULL;
+	size_t hl = 0;
+
+	m->hmode = 0;
+	if (m->hfn != NULL) {
+		errno = 0;
+		if (m->hfn(m->harg, &h, &hl) < 0) {
+			m->err = errno ? errno : EIO;
+			return;
+		}
+	} else {
+		h = m->hdr;
+		hl = m->hdrlen;
+		m->hdr = NULL;
+	}
+	if (m->fd < 0 && !m->created) {
+		/* still all in memory: envelope | header | body */
+		char *nb;
+
+		if (hl > SIZE_MAX - m->len ||
+		    (nb = realloc(m->buf, m->len + hl)) == NULL) {
+			m->err = ENOMEM;
+			free(h);
+			return;
+		}
+		m->buf = nb;
+		memmove(nb + m->envlen + hl, nb + m->envlen,
+		    m->len - m->envlen);
+		if (hl > 0)
+			memcpy(nb + m->envlen, h, hl);
+		m->len += hl;
+		m->cap = m->len;
+	} else {
+		msg_respill(m, h, hl);
+	}
+	free(h);
+}
+
 /* flush + fdatasync + close of one message (any sync thread). */
 static void
 msg_sync(struct spool_msg *m)
 {
 	const struct spool_fsops *fs = m->sp->fs;
+
+	if (m->hmode && !m->err)
+		msg_header(m);
 
 	if (!m->err && (m->len > 0 || m->fd < 0))
 		msg_flush(m);
@@ -516,6 +731,44 @@ batch_answer(struct spool_msg **v, size_t n)
 	}
 }
 
+void
+spool_set_notify(struct spool *sp, spool_notify_fn fn, void *arg)
+{
+	pthread_mutex_lock(&sp->mu);
+	sp->notify = fn;
+	sp->notify_arg = arg;
+	pthread_mutex_unlock(&sp->mu);
+}
+
+/* Tells the scheduler which messages of the batch are now durable. */
+static void
+batch_notify(struct spool *sp, struct spool_msg **v, size_t n)
+{
+	char (*ids)[SPOOL_QID_SIZE];
+	spool_notify_fn fn;
+	void *arg;
+	size_t i, k = 0;
+
+	pthread_mutex_lock(&sp->mu);
+	fn = sp->notify;
+	arg = sp->notify_arg;
+	pthread_mutex_unlock(&sp->mu);
+	if (fn == NULL)
+		return;
+	if ((ids = malloc(n * sizeof(*ids))) == NULL) {
+		/* The messages are safe on disk; the scheduler finds them
+		 * at the next `outpost queue flush` (a rescan) or restart. */
+		log_err("spool: out of memory notifying the scheduler");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (v[i]->renamed)
+			memcpy(ids[k++], v[i]->qid, SPOOL_QID_SIZE);
+	if (k > 0)
+		fn(arg, (const char (*)[SPOOL_QID_SIZE])ids, k);
+	free(ids);
+}
+
 static void
 batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 {
@@ -527,8 +780,7 @@ batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 	for (i = 0; i < n; i++) {
 		struct spool_msg *m = v[i];
 
-		if (spool_path(from, sizeof(from), sp->dir, "tmp",
-		    m->qid) < 0 ||
+		if (msg_tmp_path(m, from, sizeof(from)) < 0 ||
 		    spool_path(to, sizeof(to), sp->dir, "queue", m->qid) < 0) {
 			m->err = m->err ? m->err : errno;
 			continue;
@@ -536,7 +788,7 @@ batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 		if (!m->err && sp->fs->rename(from, to) < 0)
 			m->err = errno ? errno : EIO;
 		if (m->err) {
-			if (m->created)
+			if (m->created || m->alt)
 				sp->fs->unlink(from);
 			log_err("%s: spool commit failed: %s", m->qid,
 			    strerror(m->err));
@@ -559,6 +811,7 @@ batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 			v[i]->err = e;
 		}
 	}
+	batch_notify(sp, v, n);
 	batch_answer(v, n);
 }
 

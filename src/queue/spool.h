@@ -136,6 +136,28 @@ struct spool_msg *spool_msg_begin(struct spool *sp, struct envelope *env);
  * reports that errno. */
 int	spool_msg_write(struct spool_msg *m, const void *buf, size_t len);
 
+/*
+ * The message's header block, known only at the end of data: stored
+ * between the envelope and the bytes given to spool_msg_write(), so the
+ * file stays "envelope, then the full message".  Call before
+ * spool_msg_commit().  A small message is assembled in memory; one that
+ * has spilled to tmp/ is rewritten at commit (envelope + header, the body
+ * copied with copy_file_range) before its fdatasync.  set_header copies
+ * buf; returns 0 or -1 (ENOMEM, sticky).
+ */
+int	spool_msg_set_header(struct spool_msg *m, const void *buf, size_t len);
+
+/*
+ * The same, with the block built at commit time ON A SPOOL SYNC THREAD by
+ * fn(arg, &buf, &len) (*buf malloc'd, freed by the spool; fn returns 0,
+ * or -1 with errno, which fails the commit with that errno).  This keeps
+ * expensive work (DKIM signing) off the event loops.  dtor(arg) runs
+ * exactly once when the message is done with (after fn, or at abort).
+ */
+typedef int (*spool_header_fn)(void *arg, char **buf, size_t *len);
+void	spool_msg_set_header_fn(struct spool_msg *m, spool_header_fn fn,
+	    void (*dtor)(void *), void *arg);
+
 /* Bytes written so far (for size limits). */
 uint64_t spool_msg_size(const struct spool_msg *m);
 
@@ -150,6 +172,18 @@ uint64_t spool_msg_size(const struct spool_msg *m);
 typedef void (*spool_commit_cb)(void *arg, int result, const char *qid);
 void	spool_msg_commit(struct spool_msg *m, struct event_base *base,
 	    spool_commit_cb cb, void *arg);
+
+/*
+ * "New message committed" notification for the delivery scheduler (no
+ * polling): after each group commit is durable, fn runs ON THE COMMIT
+ * THREAD with the ids of the messages that were committed (n > 0).  It
+ * must not block: copy the ids and hand them to an event loop
+ * (loopcall).  Set it once, before any commit (outpostd does so before
+ * the listeners start); NULL turns it off.
+ */
+typedef void (*spool_notify_fn)(void *arg, const char (*qids)[SPOOL_QID_SIZE],
+	    size_t n);
+void	spool_set_notify(struct spool *sp, spool_notify_fn fn, void *arg);
 
 /* Throws the message away (tmp file removed). */
 void	spool_msg_abort(struct spool_msg *m);

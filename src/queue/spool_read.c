@@ -157,7 +157,8 @@ spool_list(const char *dir, spool_list_fn fn, void *ctx, char *err,
 		count = -1;
 		goto done;
 	}
-	qsort(names, nnames, sizeof(*names), qid_cmp);
+	if (nnames > 1)	/* qsort(NULL, 0) is undefined */
+		qsort(names, nnames, sizeof(*names), qid_cmp);
 	for (i = 0; i < nnames; i++) {
 		if (spool_read_envelope(dir, names[i], &env, NULL) < 0)
 			continue;

@@ -1018,6 +1018,231 @@ test_env_faults(void **state)
 	unsetenv("OUTPOST_SPOOL_FAULTS");
 }
 
+/* --- header block set at the end (spool_msg_set_header*) --- */
+
+static int hdr_fn_calls, hdr_dtor_calls, hdr_fn_fail;
+static pthread_t hdr_fn_thread;
+
+static int
+hdr_fn(void *arg, char **buf, size_t *len)
+{
+	const char *h = arg;
+
+	__atomic_add_fetch(&hdr_fn_calls, 1, __ATOMIC_SEQ_CST);
+	hdr_fn_thread = pthread_self();
+	if (hdr_fn_fail) {
+		errno = EIO;
+		return -1;
+	}
+	*len = strlen(h);
+	*buf = malloc(*len + 1);
+	if (*buf == NULL)
+		return -1;
+	memcpy(*buf, h, *len);
+	return 0;
+}
+
+static void
+hdr_dtor(void *arg)
+{
+	(void)arg;
+	__atomic_add_fetch(&hdr_dtor_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Small (in memory) and spilled (on disk) messages, header copied or
+ * built by a function on a spool thread: the file is envelope, header,
+ * body. */
+static void
+test_header_small_and_spilled(void **state)
+{
+	static const size_t sizes[] = { 0, 5, 60000, 65536, 70000,
+	    1024 * 1024 + 3 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	static const char hdr[] = "DKIM-Signature: v=1; x\r\n"
+	    "Received: from x\r\nFrom: a@example.org\r\n\r\n";
+	struct event_base *base = new_base();
+	struct result res[2 * N];
+	char *bodies[N], err[256];
+	struct spool *sp;
+	int pending = 2 * N;
+	size_t i, hl = strlen(hdr);
+
+	(void)state;
+	hdr_fn_calls = hdr_dtor_calls = hdr_fn_fail = 0;
+	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	for (i = 0; i < 2 * N; i++) {
+		struct spool_msg *m;
+		size_t k = i % N;
+
+		if (i < N)
+			bodies[k] = make_body(sizes[k], (unsigned)k);
+		memset(&res[i], 0, sizeof(res[i]));
+		res[i].base = base;
+		res[i].pending = &pending;
+		res[i].result = -1;
+		m = start_msg(sp, bodies[k], sizes[k], NULL);
+		if (i < N)
+			assert_int_equal(spool_msg_set_header(m, hdr, hl), 0);
+		else
+			spool_msg_set_header_fn(m, hdr_fn, hdr_dtor,
+			    (void *)hdr);
+		assert_int_equal(spool_msg_size(m), sizes[k]);
+		spool_msg_commit(m, base, on_commit, &res[i]);
+	}
+	run_until(base, &pending);
+	assert_int_equal(hdr_fn_calls, N);
+	assert_int_equal(hdr_dtor_calls, N);
+	assert_false(pthread_equal(hdr_fn_thread, pthread_self()));
+	for (i = 0; i < 2 * N; i++) {
+		size_t k = i % N;
+		char *want = malloc(hl + sizes[k] + 1);
+
+		assert_int_equal(res[i].result, 0);
+		memcpy(want, hdr, hl);
+		memcpy(want + hl, bodies[k], sizes[k]);
+		assert_queued(res[i].qid, want, hl + sizes[k]);
+		free(want);
+	}
+	for (i = 0; i < N; i++)
+		free(bodies[i]);
+	assert_int_equal(count_dir("queue"), 2 * N);
+	assert_int_equal(count_dir("tmp"), 0);
+	spool_close(sp);
+	event_base_free(base);
+}
+
+/* A failing header function fails the commit with its errno and leaves
+ * nothing behind; abort runs the destructor too. */
+static void
+test_header_fn_fails(void **state)
+{
+	struct event_base *base = new_base();
+	struct result res[2];
+	char err[256], *big = make_body(200000, 7);
+	struct spool *sp;
+	struct spool_msg *m;
+	int pending = 2;
+
+	(void)state;
+	hdr_fn_calls = hdr_dtor_calls = 0;
+	hdr_fn_fail = 1;
+	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	memset(res, 0, sizeof(res));
+	for (int i = 0; i < 2; i++) {
+		res[i].base = base;
+		res[i].pending = &pending;
+		m = start_msg(sp, i ? big : "small\r\n", i ? 200000 : 7, NULL);
+		spool_msg_set_header_fn(m, hdr_fn, hdr_dtor, "X: y\r\n");
+		spool_msg_commit(m, base, on_commit, &res[i]);
+	}
+	run_until(base, &pending);
+	assert_int_equal(res[0].result, EIO);
+	assert_int_equal(res[1].result, EIO);
+	assert_int_equal(hdr_dtor_calls, 2);
+	assert_int_equal(count_dir("queue"), 0);
+	assert_int_equal(count_dir("tmp"), 0);
+	/* abort before commit: destructor, no file */
+	hdr_fn_fail = 0;
+	m = start_msg(sp, big, 200000, NULL);
+	spool_msg_set_header_fn(m, hdr_fn, hdr_dtor, "X: y\r\n");
+	spool_msg_abort(m);
+	assert_int_equal(hdr_dtor_calls, 3);
+	assert_int_equal(hdr_fn_calls, 2);
+	assert_int_equal(count_dir("tmp"), 0);
+	spool_close(sp);
+	free(big);
+	event_base_free(base);
+}
+
+/* Spilled message with a header: the rewritten file (QID.h) is
+ * fdatasync'd before its rename into queue/, the directory fsync comes
+ * before the callback, and the first tmp file is gone. */
+static void
+test_header_spilled_order(void **state)
+{
+	struct spool_opts opts = { 0, &rec_ops };
+	struct event_base *base = new_base();
+	struct result r;
+	char err[256], qid[SPOOL_QID_SIZE], alt[SPOOL_QID_SIZE + 8],
+	    want[PATH_MAX + 64], *body = make_body(300000, 3);
+	struct spool *sp;
+	struct spool_msg *m;
+	int pending = 1, o, s, rn, f, c;
+
+	(void)state;
+	rec.n = 0;
+	memset(&r, 0, sizeof(r));
+	r.base = base;
+	r.pending = &pending;
+	assert_int_equal(spool_open(&sp, tdir, &opts, err, sizeof(err)), 0);
+	m = start_msg(sp, body, 300000, qid);
+	assert_int_equal(spool_msg_set_header(m, "H: 1\r\n\r\n", 8), 0);
+	spool_msg_commit(m, base, on_commit_rec, &r);
+	run_until(base, &pending);
+	spool_close(sp);
+	assert_int_equal(r.result, 0);
+	snprintf(alt, sizeof(alt), "%s.h", qid);
+	o = rec_find("open ", alt, 0);
+	s = rec_find("fdatasync ", alt, 0);
+	rn = rec_find("rename ", alt, 0);
+	c = rec_find("cb ", qid, 0);
+	assert_true(o >= 0 && s > o && rn > s && c > rn);
+	snprintf(want, sizeof(want), "rename %s %s/queue/%s", alt, tdir, qid);
+	assert_string_equal(rec.ev[rn], want);
+	f = rec_find("fsync queue/", NULL, rn);
+	assert_true(f > rn && f < c);
+	assert_int_equal(count_dir("tmp"), 0);
+	{
+		char *w = malloc(300008);
+
+		memcpy(w, "H: 1\r\n\r\n", 8);
+		memcpy(w + 8, body, 300000);
+		assert_queued(qid, w, 300008);
+		free(w);
+	}
+	free(body);
+	event_base_free(base);
+}
+
+/* ENOSPC while writing the rewritten file: the commit fails with it and
+ * both tmp files are gone. */
+static void
+test_header_spilled_fault(void **state)
+{
+	struct spool_opts opts = { 0, &tf_ops };
+	struct event_base *base = new_base();
+	struct result r;
+	char err[256], *body = make_body(150000, 5);
+	struct spool *sp;
+	struct spool_msg *m;
+	int pending = 1;
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.base = base;
+	r.pending = &pending;
+	assert_int_equal(spool_open(&sp, tdir, &opts, err, sizeof(err)), 0);
+	m = start_msg(sp, body, 150000, NULL);	/* two 64 KiB write-outs */
+	assert_int_equal(spool_msg_set_header(m, "H: 1\r\n\r\n", 8), 0);
+	pthread_mutex_lock(&tf.mu);
+	tf.op = OP_WRITE;
+	tf.err = ENOSPC;
+	tf.after = 1;	/* the rest of the body, then the envelope copy fails */
+	tf.calls = 0;
+	pthread_mutex_unlock(&tf.mu);
+	spool_msg_commit(m, base, on_commit, &r);
+	run_until(base, &pending);
+	pthread_mutex_lock(&tf.mu);
+	tf.op = 0;
+	pthread_mutex_unlock(&tf.mu);
+	spool_close(sp);
+	assert_int_equal(r.result, ENOSPC);
+	assert_int_equal(count_dir("queue"), 0);
+	assert_int_equal(count_dir("tmp"), 0);
+	free(body);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -1036,6 +1261,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_list_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_space, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_small_and_spilled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_fn_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_spilled_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_spilled_fault, setup, teardown),
 	};
 
 	log_init("spool_test", LOGL_ERR, 0);

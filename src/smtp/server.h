@@ -27,6 +27,9 @@ struct event_base;
 struct evconnlistener;
 struct spool;
 struct authpool;
+struct throttle;
+struct quota;
+struct dkim_store;
 struct smtp_session;
 
 struct smtp_listener {
@@ -52,6 +55,9 @@ struct smtp_server {
 	struct config		*cfg;
 	struct spool		*spool;
 	struct authpool		*auth;
+	struct throttle		*throttle;	/* failed logins (auth/throttle.h) */
+	struct quota		*quota;		/* sending counters (auth/quota.h) */
+	struct dkim_store	*dkim;		/* signing keys, swapped on SIGHUP */
 	struct smtp_listener	 listeners[CONFIG_MAX_LISTENERS];
 	int			 nlisteners;
 	struct smtp_worker	*workers;

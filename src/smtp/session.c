@@ -239,6 +239,9 @@ smtp_session_free(struct smtp_session *s)
 	s->fd = -1;
 	if (s->free_ev != NULL)
 		event_free(s->free_ev);
+	if (s->auth_delay_ev != NULL)	/* session_cmd.c's delayed reply */
+		event_free(s->auth_delay_ev);
+	free(s->aliases);
 	if (s->prev != NULL)
 		s->prev->next = s->next;
 	else

@@ -30,6 +30,7 @@
 struct smtp_worker;
 struct smtp_listener;
 struct bufferevent;
+struct msgfilter;
 struct event;
 
 enum smtp_state {
@@ -57,10 +58,14 @@ struct smtp_tx {
 	struct envelope	 env;
 	uint64_t	 size_param;	/* MAIL SIZE= */
 	struct spool_msg *msg;		/* open while DATA/BDAT is read */
+	struct msgfilter *mf;		/* header checks + DKIM, with msg */
 	struct dataread	 dr;
 	int		 bdat;		/* BDAT used in this transaction */
 	int		 bdat_err;	/* sticky BDAT failure: reply code */
 	char		 bdat_errtext[128];
+	/* minimum data rate (session_data.c, session_data_rate()) */
+	uint64_t	 rate_bytes;	/* content octets received so far */
+	int64_t		 rate_start_ms;	/* monotonic ms of the first; 0 = none */
 };
 
 struct smtp_pending {
@@ -92,6 +97,15 @@ struct smtp_session {
 	int			 nerrors;
 	int			 skipping;	/* discarding an over-long line */
 	const char		*verb;		/* command being answered, for logs */
+
+	/* account security (session_cmd.c) */
+	char			*aliases;	/* "a\0b\0\0" of the login, heap */
+	int			 trusted;	/* client in the listener's trusted_networks */
+	char			 trusted_net[64]; /* that network, "net:CIDR" */
+	int			 throttled;	/* a 454 was sent: next time 421 */
+	struct event		*auth_delay_ev;	/* delayed AUTH failure reply */
+	int			 auth_delay_code;
+	char			 auth_delay_text[200];
 
 	/* SASL exchange in progress */
 	int			 auth_mech;	/* 1 PLAIN, 2 LOGIN */
@@ -135,6 +149,8 @@ void	session_bdat_input(struct smtp_session *s);
 void	session_starttls_switch(struct smtp_session *s);
 void	session_resume(struct smtp_session *s);
 struct smtp_pending *session_pending_new(struct smtp_session *s);
+/* 1 when addr is the login or one of its aliases (session_cmd.c). */
+int	session_sender_owned(const struct smtp_session *s, const char *addr);
 void	session_pending_done(struct smtp_pending *p);
 
 #define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.4 plus extension room */

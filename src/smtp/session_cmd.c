@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -17,7 +18,10 @@
 #include <sodium.h>
 
 #include "auth/authpool.h"
+#include "auth/quota.h"
 #include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "util/cidr.h"
 #include "smtp/parse.h"
 #include "smtp/server.h"
 #include "smtp/session.h"
@@ -71,6 +75,97 @@ static const struct smtp_verb_def {
 	{ SMTP_V_EXPN,	   "EXPN",     ST_ANY, 0,			cmd_expn },
 	{ SMTP_V_HELP,	   "HELP",     ST_ANY, 0,			cmd_help },
 };
+
+/*
+ * Is the client in this listener's trusted_networks?  Decided once per
+ * session; the matching network names its quota ("net:CIDR").
+ */
+static int
+session_trusted(struct smtp_session *s)
+{
+	const struct listener_conf *lc = s->lst->conf;
+	char net[48];
+	int i;
+
+	if (s->trusted != 0)
+		return s->trusted == 1;
+	s->trusted = 2;
+	for (i = 0; i < lc->ntrusted; i++)
+		if (cidr_match(&lc->trusted[i], 1, s->ip)) {
+			cidr_format(&lc->trusted[i], net, sizeof(net));
+			snprintf(s->trusted_net, sizeof(s->trusted_net),
+			    "net:%s", net);
+			s->trusted = 1;
+			log_info("%s: client %s is in trusted network %s of "
+			    "listener %s", s->id, s->peer, net, lc->name);
+			break;
+		}
+	return s->trusted == 1;
+}
+
+/* The quota name of this session: the login, or the trusted network. */
+static const char *
+session_quota_name(const struct smtp_session *s)
+{
+	if (s->flags & SMTP_F_AUTH)
+		return s->user;
+	return s->trusted == 1 ? s->trusted_net : NULL;
+}
+
+static void
+session_quota_limits(const struct smtp_session *s, struct quota_limits *lim)
+{
+	const struct config *cfg = s->w->srv->cfg;
+
+	lim->daily_messages = __atomic_load_n(&cfg->daily_messages,
+	    __ATOMIC_RELAXED);
+	lim->daily_recipients = __atomic_load_n(&cfg->daily_recipients,
+	    __ATOMIC_RELAXED);
+	lim->hourly_messages = __atomic_load_n(&cfg->hourly_messages,
+	    __ATOMIC_RELAXED);
+	lim->hold_after = __atomic_load_n(&cfg->hold_after_quota_hits,
+	    __ATOMIC_RELAXED);
+}
+
+/* Replies for a quota verdict; returns 1 when refused. */
+static int
+session_quota_refuse(struct smtp_session *s, enum quota_verdict v,
+    const char *name)
+{
+	switch (v) {
+	case QUOTA_OK:
+		return 0;
+	case QUOTA_DAILY:
+		log_info("%s: daily quota exceeded, name=%s, client=%s", s->id,
+		    name, s->peer);
+		session_reply(s, 550, "5.4.5", "Daily sending quota exceeded");
+		return 1;
+	case QUOTA_HOURLY:
+		log_info("%s: hourly limit exceeded, name=%s, client=%s", s->id,
+		    name, s->peer);
+		session_reply(s, 450, "4.7.1",
+		    "Hourly sending limit exceeded, try again later");
+		return 1;
+	case QUOTA_HELD:
+		log_info("%s: refused, outgoing mail of %s is on hold, client=%s",
+		    s->id, name, s->peer);
+		session_reply(s, 550, "5.7.1", "Sending from this account is "
+		    "on hold; contact your administrator");
+		return 1;
+	}
+	return 0;
+}
+
+/* DATA/BDAT started: the message counts against the sender's quota. */
+static void
+session_quota_count(struct smtp_session *s)
+{
+	const char *name = session_quota_name(s);
+
+	if (name != NULL && s->w->srv->quota != NULL && s->tx != NULL)
+		quota_count(s->w->srv->quota, name, (int)s->tx->env.nrcpts,
+		    time(NULL));
+}
 
 static int
 session_needs_starttls(const struct smtp_session *s)
@@ -134,8 +229,10 @@ session_command(struct smtp_session *s, char *line, size_t len)
 		session_error(s);
 		return;
 	}
-	/* No relaying without authentication, on any listener. */
-	if ((v->needs & NEED_AUTH) && !(s->flags & SMTP_F_AUTH)) {
+	/* No relaying without authentication, on any listener, unless the
+	 * operator listed the client's network for this one. */
+	if ((v->needs & NEED_AUTH) && !(s->flags & SMTP_F_AUTH) &&
+	    !session_trusted(s)) {
 		session_reply(s, 530, "5.7.0", "Authentication required");
 		session_error(s);
 		return;
@@ -185,6 +282,7 @@ cmd_ehlo(struct smtp_session *s, const char *args)
 	    "250-ENHANCEDSTATUSCODES\r\n"
 	    "250-PIPELINING\r\n"
 	    "250-CHUNKING\r\n"
+	    "250-DSN\r\n"
 	    "%s"
 	    "250 SMTPUTF8\r\n",
 	    cfg->hostname, s->ip, (unsigned long long)cfg->max_message_size,
@@ -252,47 +350,231 @@ session_reset(struct smtp_session *s)
 
 /* ---- AUTH ---- */
 
+/*
+ * Failed AUTH replies go out after auth_failure_delay (longer once the
+ * throttle is hit), from an evtimer: the loop never sleeps, and input is
+ * not read meanwhile (SMTP_ST_WAIT).  close != 0: 421 and close instead.
+ */
 static void
-auth_done(void *arg, enum auth_result result, const char *canon)
+auth_delay_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->verb = "AUTH";
+	session_enter(s, SMTP_ST_READY);
+	if (s->auth_delay_code == 421) {
+		smtp_session_close(s, "421 4.7.0 Too many login attempts, "
+		    "closing connection");
+		return;
+	}
+	session_reply(s, s->auth_delay_code, s->auth_delay_text[0] ?
+	    s->auth_delay_text : NULL, "%s", s->auth_delay_text +
+	    strlen(s->auth_delay_text) + 1);
+	if (s->auth_delay_code >= 500)
+		session_error(s);
+	session_resume(s);
+}
+
+/* Sends "code esc text" after delay seconds (0: at once). */
+static void
+auth_reply_later(struct smtp_session *s, int code, const char *esc,
+    const char *text, int delay)
+{
+	struct timeval tv = { delay, 0 };
+	size_t el = strlen(esc);
+
+	s->auth_delay_code = code;
+	/* esc, NUL, text: one buffer, both bounded */
+	snprintf(s->auth_delay_text, sizeof(s->auth_delay_text), "%s", esc);
+	snprintf(s->auth_delay_text + el + 1,
+	    sizeof(s->auth_delay_text) - el - 1, "%s", text);
+	if (s->auth_delay_ev == NULL)
+		s->auth_delay_ev = evtimer_new(s->w->base, auth_delay_fire, s);
+	if (delay <= 0 || s->auth_delay_ev == NULL ||
+	    evtimer_add(s->auth_delay_ev, &tv) != 0) {
+		auth_delay_fire(-1, 0, s);
+		return;
+	}
+	bufferevent_disable(s->bev, EV_READ);
+	session_enter(s, SMTP_ST_WAIT);
+}
+
+static const char *
+auth_mech_name(const struct smtp_session *s)
+{
+	return s->auth_mech == 1 ? "PLAIN" : "LOGIN";
+}
+
+/* The 535 text, with the help URL when configured. */
+static void
+auth_text_535(const struct config *cfg, char *buf, size_t len)
+{
+	if (cfg->help_url != NULL && cfg->help_url[0] != '\0')
+		snprintf(buf, len, "Username and Password not accepted. For "
+		    "more information, go to %s", cfg->help_url);
+	else
+		snprintf(buf, len, "Username and Password not accepted");
+}
+
+/* A failed login: counted, logged, answered after the delay. */
+static void
+auth_failed(struct smtp_session *s, const char *account, const char *why,
+    int code, const char *esc, const char *text)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	int n = 0, delay;
+
+	if (s->w->srv->throttle != NULL)
+		n = throttle_fail(s->w->srv->throttle, account, s->ip,
+		    __atomic_load_n(&cfg->auth_failure_window, __ATOMIC_RELAXED),
+		    time(NULL));
+	log_info("%s: auth failed, user=%s, method=%s, client=%s, reason=%s, "
+	    "failures=%d", s->id, s->auth_login_user, auth_mech_name(s),
+	    s->peer, why, n);
+	delay = __atomic_load_n(&cfg->auth_failure_delay, __ATOMIC_RELAXED);
+	auth_reply_later(s, code, esc, text, delay);
+}
+
+/* Sender addresses this login may use: itself and its aliases.  Also for
+ * the From: header check at the end of DATA (session.h). */
+int
+session_sender_owned(const struct smtp_session *s, const char *addr)
+{
+	const char *a;
+
+	if (strcasecmp(addr, s->user) == 0)
+		return 1;
+	if (s->aliases == NULL)
+		return 0;
+	for (a = s->aliases; *a != '\0'; a += strlen(a) + 1)
+		if (strcasecmp(addr, a) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+auth_done(void *arg, struct auth_answer *ans)
 {
 	struct smtp_pending *p = arg;
 	struct smtp_session *s = p->s;
 	const struct config *cfg;
+	char text[300], acct[256];
+	time_t now = time(NULL);
 
 	session_pending_done(p);
-	if (s == NULL)
+	if (s == NULL) {
+		free(ans->aliases);
 		return;
+	}
 	cfg = s->w->srv->cfg;
-	session_enter(s, SMTP_ST_READY);
 	s->verb = "AUTH";
-	switch (result) {
+	/* the login as typed, for the counters (canonical when known) */
+	snprintf(acct, sizeof(acct), "%.255s", ans->canon != NULL ?
+	    ans->canon : s->auth_login_user);
+	switch (ans->result) {
 	case AUTH_OK:
+	case AUTH_OK_APPPASS:
+		session_enter(s, SMTP_ST_READY);
 		s->flags |= SMTP_F_AUTH;
-		snprintf(s->user, sizeof(s->user), "%s", canon ? canon : "");
-		log_info("%s: auth ok, user=%s, method=%s, client=%s", s->id,
-		    s->user, s->auth_mech == 1 ? "PLAIN" : "LOGIN", s->peer);
+		snprintf(s->user, sizeof(s->user), "%s", ans->canon);
+		free(s->aliases);
+		s->aliases = ans->aliases;
+		ans->aliases = NULL;
+		if (s->w->srv->throttle != NULL)
+			throttle_success(s->w->srv->throttle, s->user, s->ip,
+			    now);
+		if (s->w->srv->quota != NULL) {
+			quota_set_held(s->w->srv->quota, s->user, ans->held);
+			if (ans->result == AUTH_OK_APPPASS)
+				quota_note_apppass(s->w->srv->quota,
+				    ans->apppass_id, s->ip, now);
+		}
+		log_info("%s: auth ok, user=%s, method=%s, via=%s, client=%s",
+		    s->id, s->user, auth_mech_name(s),
+		    ans->result == AUTH_OK_APPPASS ? "app-password" :
+		    ans->cached ? "password(cached)" : "password", s->peer);
 		session_reply(s, 235, "2.7.0", "Accepted");
-		break;
+		sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
+		session_resume(s);
+		return;
 	case AUTH_TEMPFAIL:
+		session_enter(s, SMTP_ST_READY);
 		session_reply(s, 454, "4.7.0",
 		    "Temporary authentication failure, try again later");
+		sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
+		session_resume(s);
+		return;
+	case AUTH_NEED_APPPASS:
+		/* RFC 4954 6: 534 5.7.9, Gmail's text */
+		if (cfg->help_url != NULL && cfg->help_url[0] != '\0')
+			snprintf(text, sizeof(text), "Application-specific "
+			    "password required. For more information, go to %s",
+			    cfg->help_url);
+		else
+			snprintf(text, sizeof(text), "Application-specific "
+			    "password required");
+		auth_failed(s, acct, "2fa-app-password-required", 534, "5.7.9",
+		    text);
+		break;
+	case AUTH_DISABLED:
+		log_warn("%s: auth refused: account %s is disabled, client=%s",
+		    s->id, acct, s->peer);
+		auth_text_535(cfg, text, sizeof(text));
+		auth_failed(s, acct, "account-disabled", 535, "5.7.8", text);
 		break;
 	default:
-		log_info("%s: auth failed, user=%s, method=%s, client=%s",
-		    s->id, s->auth_login_user,
-		    s->auth_mech == 1 ? "PLAIN" : "LOGIN", s->peer);
-		if (cfg->help_url != NULL && cfg->help_url[0] != '\0')
-			session_reply(s, 535, "5.7.8",
-			    "Username and Password not accepted. For more "
-			    "information, go to %s", cfg->help_url);
-		else
-			session_reply(s, 535, "5.7.8",
-			    "Username and Password not accepted");
-		session_error(s);
+		auth_text_535(cfg, text, sizeof(text));
+		auth_failed(s, acct, "bad-credentials", 535, "5.7.8", text);
 		break;
 	}
+	free(ans->aliases);
+	ans->aliases = NULL;
 	sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
-	session_resume(s);
+}
+
+/*
+ * Before any password work: is this address (or this account from this
+ * address) throttled?  Then 454, or 421 and close when the client tries
+ * again in the same session.  Returns 1 when the attempt was answered.
+ */
+static int
+auth_throttled(struct smtp_session *s, const char *user)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	enum throttle_verdict v;
+	char acct[256];
+	int retry = 0, delay;
+	static const char *const why[] = { "", "address", "account+address",
+	    "account" };
+
+	if (s->w->srv->throttle == NULL)
+		return 0;
+	if (accounts_addr_normalize(user, acct, sizeof(acct)) != 0)
+		snprintf(acct, sizeof(acct), "%.255s", s->auth_login_user);
+	v = throttle_check(s->w->srv->throttle, acct, s->ip,
+	    __atomic_load_n(&cfg->auth_failures, __ATOMIC_RELAXED),
+	    __atomic_load_n(&cfg->auth_failure_window, __ATOMIC_RELAXED),
+	    time(NULL), &retry);
+	if (v == THR_OK)
+		return 0;
+	log_warn("%s: auth throttled, user=%s, client=%s, by=%s, retry_in=%ds%s",
+	    s->id, s->auth_login_user, s->peer, why[v], retry,
+	    s->throttled ? ", closing" : "");
+	/* back-off: twice the normal failure delay, at least 1 s */
+	delay = 2 * __atomic_load_n(&cfg->auth_failure_delay, __ATOMIC_RELAXED);
+	if (delay < 1)
+		delay = 1;
+	sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
+	if (s->throttled) {
+		auth_reply_later(s, 421, "4.7.0", "", delay);
+		return 1;
+	}
+	s->throttled = 1;
+	auth_reply_later(s, 454, "4.7.0",
+	    "Too many login attempts, please try again later", delay);
+	return 1;
 }
 
 static void
@@ -305,6 +587,8 @@ auth_verify(struct smtp_session *s, const char *user, const char *pass,
 	/* keep the (escaped) name for the failure log line */
 	log_escape(esc, sizeof(esc), user, strlen(user));
 	snprintf(s->auth_login_user, sizeof(s->auth_login_user), "%s", esc);
+	if (auth_throttled(s, user))
+		return;
 	if ((p = session_pending_new(s)) == NULL) {
 		session_enter(s, SMTP_ST_READY);
 		session_reply(s, 454, "4.7.0",
@@ -312,7 +596,7 @@ auth_verify(struct smtp_session *s, const char *user, const char *pass,
 		return;
 	}
 	bufferevent_disable(s->bev, EV_READ);
-	authpool_verify(s->w->srv->auth, s->w->base, user, pass, passlen,
+	authpool_verify_ex(s->w->srv->auth, s->w->base, user, pass, passlen,
 	    auth_done, p);
 }
 
@@ -335,11 +619,18 @@ auth_plain(struct smtp_session *s, const char *b64, size_t len)
 		session_error(s);
 	} else if (r == SASL_AUTHZ_MISMATCH) {
 		/* acting for someone else is not offered */
-		session_enter(s, SMTP_ST_READY);
-		log_info("%s: auth failed, authzid differs from user, client=%s",
-		    s->id, s->peer);
-		session_reply(s, 535, "5.7.8", "Username and Password not accepted");
-		session_error(s);
+		char text[300], esc[300];
+
+		log_escape(esc, sizeof(esc), sp->authcid, strlen(sp->authcid));
+		snprintf(s->auth_login_user, sizeof(s->auth_login_user), "%s",
+		    esc);
+		if (!auth_throttled(s, sp->authcid)) {
+			auth_text_535(s->w->srv->cfg, text, sizeof(text));
+			auth_failed(s, s->auth_login_user, "authzid-differs",
+			    535, "5.7.8", text);
+			sodium_memzero(s->auth_login_user,
+			    sizeof(s->auth_login_user));
+		}
 	} else {
 		auth_verify(s, sp->authcid, sp->passwd, sp->passwdlen);
 	}
@@ -477,7 +768,7 @@ cmd_mail(struct smtp_session *s, const char *args)
 	if (*args == '\0')
 		r = SMTP_P_SYNTAX;
 	else
-		r = smtp_parse_mail(args, 0, &path);
+		r = smtp_parse_mail(args, 1, &path);	/* DSN: RFC 3461 */
 	switch (r) {
 	case SMTP_P_OK:
 		break;
@@ -516,6 +807,37 @@ cmd_mail(struct smtp_session *s, const char *args)
 		smtp_path_clear(&path);
 		return;
 	}
+	if (s->w->srv->quota != NULL && session_quota_name(s) != NULL) {
+		struct quota_limits lim;
+
+		session_quota_limits(s, &lim);
+		if (session_quota_refuse(s, quota_check_mail(s->w->srv->quota,
+		    session_quota_name(s), &lim, time(NULL)),
+		    session_quota_name(s))) {
+			smtp_path_clear(&path);
+			return;
+		}
+	}
+	/* Sender rule: the login or one of its aliases ("<>" is fine). */
+	if ((s->flags & SMTP_F_AUTH) && path.addr[0] != '\0' &&
+	    !session_sender_owned(s, path.addr)) {
+		char esc[300];
+
+		log_escape(esc, sizeof(esc), path.addr, strlen(path.addr));
+		if (cfg->sender_rule != NULL &&
+		    strcmp(cfg->sender_rule, "rewrite") == 0) {
+			log_info("%s: sender <%s> rewritten to <%s>, not owned "
+			    "by the login", s->id, esc, s->user);
+			snprintf(path.addr, sizeof(path.addr), "%s", s->user);
+		} else {
+			log_info("%s: sender <%s> refused, not owned by user %s, "
+			    "client=%s", s->id, esc, s->user, s->peer);
+			session_reply(s, 553, "5.7.1", "Sender address rejected: "
+			    "not owned by user %s", s->user);
+			smtp_path_clear(&path);
+			return;
+		}
+	}
 	if ((tx = calloc(1, sizeof(*tx))) == NULL ||
 	    (tx->env.mail_from = strdup(path.addr)) == NULL ||
 	    (tx->env.auth_user = strdup(s->user)) == NULL ||
@@ -532,6 +854,11 @@ cmd_mail(struct smtp_session *s, const char *args)
 	tx->env.body = path.body == 2 ? ENV_BODY_8BITMIME :
 	    path.body == 3 ? ENV_BODY_BINARYMIME : ENV_BODY_7BIT;
 	tx->env.smtputf8 = path.smtputf8;
+	/* RFC 3461 4.3/4.4: kept with the envelope for the DSNs */
+	tx->env.envid = path.envid;
+	path.envid = NULL;
+	tx->env.ret = path.ret == 1 ? ENV_RET_FULL :
+	    path.ret == 2 ? ENV_RET_HDRS : ENV_RET_UNSET;
 	tx->size_param = path.size;
 	s->tx = tx;
 	smtp_path_clear(&path);
@@ -554,7 +881,7 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	memset(&path, 0, sizeof(path));
-	st = smtp_parse_rcpt(args, 0, tx->env.smtputf8, &path);
+	st = smtp_parse_rcpt(args, 1, tx->env.smtputf8, &path);	/* DSN */
 	if (st != SMTP_P_OK) {
 		if (st == SMTP_P_PARAM)
 			session_reply(s, 555, "5.5.4", "Unsupported or malformed parameter");
@@ -575,6 +902,17 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 		smtp_path_clear(&path);
 		return;
 	}
+	if (s->w->srv->quota != NULL && session_quota_name(s) != NULL) {
+		struct quota_limits lim;
+
+		session_quota_limits(s, &lim);
+		if (session_quota_refuse(s, quota_check_rcpt(s->w->srv->quota,
+		    session_quota_name(s), &lim, (int)tx->env.nrcpts + 1,
+		    time(NULL)), session_quota_name(s))) {
+			smtp_path_clear(&path);
+			return;
+		}
+	}
 	r = realloc(tx->env.rcpts, (tx->env.nrcpts + 1) * sizeof(*r));
 	if (r == NULL) {
 		smtp_path_clear(&path);
@@ -590,6 +928,8 @@ cmd_rcpt(struct smtp_session *s, const char *args)
 		return;
 	}
 	r->notify = path.notify;
+	r->orcpt = path.orcpt;		/* RFC 3461 4.2, for the DSNs */
+	path.orcpt = NULL;
 	tx->env.nrcpts++;
 	smtp_path_clear(&path);
 	session_enter(s, SMTP_ST_RCPT);
@@ -619,6 +959,7 @@ cmd_data(struct smtp_session *s, const char *args)
 	}
 	if (session_data_start(s, 0) == -1)
 		return;
+	session_quota_count(s);
 	session_reply(s, 354, NULL, "Go ahead, end with <CR><LF>.<CR><LF>");
 	session_enter(s, SMTP_ST_DATA);
 }
@@ -651,7 +992,7 @@ cmd_bdat(struct smtp_session *s, const char *args)
 		s->bdat_reply = 530;
 		snprintf(s->bdat_text, sizeof(s->bdat_text),
 		    "5.7.0 Must issue a STARTTLS command first");
-	} else if (!(s->flags & SMTP_F_AUTH)) {
+	} else if (!(s->flags & SMTP_F_AUTH) && !session_trusted(s)) {
 		s->bdat_reply = 530;
 		snprintf(s->bdat_text, sizeof(s->bdat_text),
 		    "5.7.0 Authentication required");
@@ -667,10 +1008,14 @@ cmd_bdat(struct smtp_session *s, const char *args)
 		snprintf(s->bdat_text, sizeof(s->bdat_text), "%s",
 		    s->tx->bdat_errtext);
 	} else {
-		if (!s->tx->bdat && session_data_start(s, 1) == -1) {
+		int first = !s->tx->bdat;
+
+		if (first && session_data_start(s, 1) == -1) {
 			/* reply given; still swallow the chunk */
 			s->bdat_reply = -1;
 		} else {
+			if (first)
+				session_quota_count(s);
 			s->bdat_discard = 0;
 		}
 	}

@@ -2,8 +2,12 @@
  * session_data.c — a transaction's message content: DATA and BDAT input,
  * the Received: header, the hop limit, and the durable commit.
  *
- * The content streams into the spool as it arrives (dataread → spool
- * buffer), so a large message never sits whole in memory.  After the end
+ * The content goes through the message filter (src/message/msgfilter.h)
+ * as it arrives: the header section is buffered (bounded) and checked at
+ * the end, the body streams into the spool and the DKIM body hash, so a
+ * large message never sits whole in memory.  The final header block
+ * (DKIM-Signature, Received, added Message-ID/Date, the fields minus Bcc)
+ * is built and signed on a spool sync thread at commit, not here.  After the end
  * of data the message goes to the spool's commit thread; the session
  * waits (SMTP_ST_WAIT, input not read) and answers "250 2.0.0 OK QID" only
  * from the commit callback, i.e. once the message is on stable storage.
@@ -20,6 +24,8 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "message/dkim.h"
+#include "message/msgfilter.h"
 #include "smtp/server.h"
 #include "smtp/session.h"
 #include "util/log.h"
@@ -33,6 +39,7 @@ session_tx_free(struct smtp_session *s)
 		return;
 	if (tx->msg != NULL)
 		spool_msg_abort(tx->msg);
+	msgfilter_free(tx->mf);
 	envelope_clear(&tx->env);
 	free(tx);
 	s->tx = NULL;
@@ -43,7 +50,29 @@ data_emit(void *ctx, const char *buf, size_t len)
 {
 	struct smtp_tx *tx = ctx;
 
+	return msgfilter_feed(tx->mf, buf, len);
+}
+
+/* The filter's body sink. */
+static int
+data_body(void *ctx, const char *buf, size_t len)
+{
+	struct smtp_tx *tx = ctx;
+
 	return spool_msg_write(tx->msg, buf, len);
+}
+
+/* Spool hooks: the header block is built (and signed) on a sync thread. */
+static int
+data_header_fn(void *arg, char **buf, size_t *len)
+{
+	return msgfilter_header(arg, buf, len);
+}
+
+static void
+data_header_free(void *arg)
+{
+	msgfilter_free(arg);
 }
 
 /*
@@ -94,6 +123,7 @@ session_data_start(struct smtp_session *s, int bdat)
 {
 	const struct config *cfg = s->w->srv->cfg;
 	struct smtp_tx *tx = s->tx;
+	struct msgfilter_opts mo;
 	char rcvd[1024];
 	int n;
 
@@ -108,10 +138,33 @@ session_data_start(struct smtp_session *s, int bdat)
 			    "Could not store the message, try again later");
 		return -1;
 	}
+	memset(&mo, 0, sizeof(mo));
+	mo.qid = tx->env.qid;
+	mo.hostname = cfg->hostname;
+	mo.auth_user = (s->flags & SMTP_F_AUTH) ? s->user : NULL;
+	mo.mail_from = tx->env.mail_from;
+	mo.smtputf8 = tx->env.smtputf8;
+	mo.keys = dkim_store_get(s->w->srv->dkim);
+	mo.dkim_expire = cfg->dkim_expire;
+	mo.body = data_body;
+	mo.body_ctx = tx;
+	if ((tx->mf = msgfilter_new(&mo)) == NULL) {
+		spool_msg_abort(tx->msg);
+		tx->msg = NULL;
+		session_reply(s, 451, "4.3.0", "Out of memory, try again later");
+		return -1;
+	}
 	tx->bdat = bdat;
 	dataread_init(&tx->dr, bdat, cfg->max_message_size, data_emit, tx);
-	if ((n = session_received(s, rcvd, sizeof(rcvd))) > 0)
-		spool_msg_write(tx->msg, rcvd, (size_t)n);
+	if ((n = session_received(s, rcvd, sizeof(rcvd))) > 0 &&
+	    msgfilter_set_trace(tx->mf, rcvd, (size_t)n) < 0) {
+		spool_msg_abort(tx->msg);
+		tx->msg = NULL;
+		msgfilter_free(tx->mf);
+		tx->mf = NULL;
+		session_reply(s, 451, "4.3.0", "Out of memory, try again later");
+		return -1;
+	}
 	log_info("%s: client=%s, conn=%s%s%s", tx->env.qid, s->peer, s->id,
 	    s->user[0] ? ", user=" : "", s->user);
 	return 0;
@@ -133,7 +186,8 @@ commit_done(void *arg, int result, const char *qid)
 		return;
 	}
 	session_enter(s, SMTP_ST_READY);
-	s->verb = s->tx && s->tx->bdat ? "BDAT" : "DATA";
+	/* a session waiting for its commit always holds its transaction */
+	s->verb = s->tx->bdat ? "BDAT" : "DATA";
 	if (result == 0) {
 		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu, status=queued",
 		    qid, s->tx->env.mail_from,
@@ -163,6 +217,8 @@ session_data_end(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	struct smtp_pending *p;
 	struct spool_msg *m;
+	char esc[16], text[400];
+	int code;
 
 	s->verb = tx->bdat ? "BDAT" : "DATA";
 	session_enter(s, SMTP_ST_READY);
@@ -196,8 +252,15 @@ session_data_end(struct smtp_session *s)
 		/* the write error sticks in the spool msg; the commit reports
 		 * its errno through the normal path */
 	}
+	/* Header hygiene: a broken header section is refused here. */
+	if ((code = msgfilter_end(tx->mf, esc, text, sizeof(text))) != 0) {
+		session_reply(s, code, esc, "%s", text);
+		goto refused;
+	}
 	m = tx->msg;
 	tx->msg = NULL;
+	spool_msg_set_header_fn(m, data_header_fn, data_header_free, tx->mf);
+	tx->mf = NULL;
 	if ((p = session_pending_new(s)) == NULL) {
 		spool_msg_abort(m);
 		session_reply(s, 451, "4.3.0", "Out of memory, try again later");
@@ -213,6 +276,49 @@ refused:
 	session_tx_free(s);
 }
 
+/*
+ * Minimum data rate, as Postfix's smtpd_min_data_rate: the content may
+ * take data_timeout plus one second per min_data_rate octets received so
+ * far.  A fast or steady client never meets it, however big the message
+ * (35 MB at 1 KB/s more than fits); a client that trickles a byte just
+ * before each read timeout does.  The clock starts with the first content
+ * octets of the transaction.  Returns 0, or -1 after "421 4.4.2" has been
+ * sent and the session closed (the transaction is dropped with it).
+ */
+static int
+session_data_rate(struct smtp_session *s, size_t nbytes)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	uint64_t rate = __atomic_load_n(&cfg->min_data_rate, __ATOMIC_RELAXED);
+	uint64_t allowed_ms;
+	struct smtp_tx *tx = s->tx;
+	struct timespec ts;
+	int64_t now;
+	char buf[300];
+
+	if (tx == NULL || clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0;
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	if (tx->rate_start_ms == 0)
+		tx->rate_start_ms = now > 0 ? now : 1;
+	tx->rate_bytes += nbytes;
+	if (rate == 0)
+		return 0;
+	allowed_ms = (uint64_t)__atomic_load_n(&cfg->data_timeout,
+	    __ATOMIC_RELAXED) * 1000 + tx->rate_bytes / rate * 1000 +
+	    tx->rate_bytes % rate * 1000 / rate;
+	if ((uint64_t)(now - tx->rate_start_ms) <= allowed_ms)
+		return 0;
+	log_info("%s: data rate too low: %llu octets in %lld ms (min_data_rate "
+	    "%llu/s), client=%s", s->id, (unsigned long long)tx->rate_bytes,
+	    (long long)(now - tx->rate_start_ms), (unsigned long long)rate,
+	    s->peer);
+	snprintf(buf, sizeof(buf),
+	    "421 4.4.2 %s Data rate too low, closing connection", cfg->hostname);
+	smtp_session_close(s, buf);
+	return -1;
+}
+
 /* DATA content: feed what is buffered to the reader, up to the end. */
 void
 session_data_input(struct smtp_session *s)
@@ -220,6 +326,7 @@ session_data_input(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer_iovec v[8];
 	int n, i, done = 0;
+	size_t total = 0;
 
 	while (!done && evbuffer_get_length(in) > 0) {
 		size_t used = 0;
@@ -231,9 +338,12 @@ session_data_input(struct smtp_session *s)
 			used += dataread_feed(&s->tx->dr, v[i].iov_base,
 			    v[i].iov_len, &done);
 		evbuffer_drain(in, used);
+		total += used;
 	}
 	if (done)
 		session_data_end(s);
+	else
+		(void)session_data_rate(s, total);
 }
 
 /* BDAT chunk: exactly bdat_left bytes belong to it. */
@@ -243,6 +353,7 @@ session_bdat_input(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer_iovec v[8];
 	int n, i, done;
+	size_t total = 0;
 
 	while (s->bdat_left > 0 && evbuffer_get_length(in) > 0) {
 		size_t used = 0;
@@ -262,9 +373,13 @@ session_bdat_input(struct smtp_session *s)
 			used += take;
 		}
 		evbuffer_drain(in, used);
+		total += used;
 	}
-	if (s->bdat_left > 0)
+	if (s->bdat_left > 0) {
+		if (!s->bdat_discard)
+			(void)session_data_rate(s, total);
 		return;
+	}
 
 	s->verb = "BDAT";
 	session_enter(s, s->tx ? (s->tx->env.nrcpts ? SMTP_ST_RCPT :

@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "util/cidr.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -612,6 +613,9 @@ static const char *const smarthost_tls_choices[] = {
 static const char *const delivery_tls_choices[] = {
 	"opportunistic", "required", "verify", NULL
 };
+static const char *const sender_rule_choices[] = {
+	"reject", "rewrite", NULL
+};
 static const char *const listener_tls_choices[] = {
 	"starttls", "implicit", NULL
 };
@@ -625,6 +629,8 @@ static const struct keydef keys[] = {
 	{ "server", "workers", K_INT, F(workers), 0, 256, NULL },
 	{ "server", "help_url", K_URL, F(help_url), 0, 0, NULL },
 	{ "server", "received_show_user", K_BOOL, F(received_show_user), 0, 0, NULL },
+	{ "server", "user", K_STR, F(run_user), 0, 0, NULL },
+	{ "server", "group", K_STR, F(run_group), 0, 0, NULL },
 
 	{ "tls", "cert", K_PATH, F(tls_cert), 0, 0, NULL },
 	{ "tls", "key", K_PATH, F(tls_key), 0, 0, NULL },
@@ -638,6 +644,11 @@ static const struct keydef keys[] = {
 	{ "accounts", "argon2_memlimit", K_SIZE, F(argon2_memlimit),
 	    crypto_pwhash_MEMLIMIT_MIN, crypto_pwhash_MEMLIMIT_MAX, NULL },
 	{ "accounts", "auth_threads", K_INT, F(auth_threads), 0, 256, NULL },
+	{ "accounts", "sender_rule", K_CHOICE, F(sender_rule), 0, 0,
+	    sender_rule_choices },
+	{ "accounts", "rewrite_header", K_STR, F(rewrite_header), 0, 0, NULL },
+	{ "accounts", "auth_cache_ttl", K_DUR, F(auth_cache_ttl), 0, DAY, NULL },
+	{ "accounts", "counter_flush", K_DUR, F(counter_flush), 1, 3600, NULL },
 
 	{ "spool", "dir", K_PATH, F(spool_dir), 0, 0, NULL },
 	{ "spool", "min_free_space", K_SIZE, F(min_free_space), 0, 1ULL << 50, NULL },
@@ -659,6 +670,12 @@ static const struct keydef keys[] = {
 	{ "limits", "auth_failures", K_INT, F(auth_failures), 1, 100000, NULL },
 	{ "limits", "auth_failure_window", K_DUR, F(auth_failure_window),
 	    1, 7 * DAY, NULL },
+	{ "limits", "auth_failure_delay", K_DUR, F(auth_failure_delay),
+	    0, 60, NULL },
+	{ "limits", "hourly_messages", K_INT, F(hourly_messages),
+	    0, 1000000000, NULL },
+	{ "limits", "hold_after_quota_hits", K_INT, F(hold_after_quota_hits),
+	    0, 1000000, NULL },
 
 	{ "delivery", "smarthost", K_HOSTPORT, F(smarthost), 0, 0, NULL },
 	{ "delivery", "smarthost_tls", K_CHOICE, F(smarthost_tls), 0, 0,
@@ -674,8 +691,27 @@ static const struct keydef keys[] = {
 	    1, 7 * DAY, NULL },
 	{ "delivery", "queue_lifetime", K_DUR, F(queue_lifetime), 1, 90 * DAY, NULL },
 	{ "delivery", "delay_warning", K_DUR, F(delay_warning), 0, 90 * DAY, NULL },
+	{ "delivery", "helo_name", K_HOST, F(helo_name), 0, 0, NULL },
+	{ "delivery", "source_address", K_STR, F(source_address), 0, 0, NULL },
+	{ "delivery", "source_address6", K_STR, F(source_address6), 0, 0, NULL },
+	{ "delivery", "ca_file", K_PATH, F(delivery_ca_file), 0, 0, NULL },
+	{ "delivery", "ipv4_only", K_STR, F(ipv4_only), 0, 0, NULL },
+	{ "delivery", "tls_required_domains", K_STR, F(tls_required_domains),
+	    0, 0, NULL },
+	{ "delivery", "dns_timeout", K_DUR, F(dns_timeout), 1, 300, NULL },
+	{ "delivery", "dns_tries", K_INT, F(dns_tries), 1, 10, NULL },
+	{ "delivery", "allow_loopback", K_BOOL, F(allow_loopback), 0, 0, NULL },
+	{ "delivery", "max_per_destination", K_INT, F(max_per_destination),
+	    1, 1000, NULL },
+	{ "delivery", "max_addresses", K_INT, F(max_addresses), 1, 100, NULL },
+	{ "delivery", "connect_timeout", K_DUR, F(connect_timeout), 1, 3600, NULL },
+	{ "delivery", "command_timeout", K_DUR, F(command_timeout), 1, 3600, NULL },
+	{ "delivery", "connection_reuse", K_BOOL, F(connection_reuse), 0, 0, NULL },
+	{ "delivery", "rcpts_per_transaction", K_INT, F(rcpts_per_transaction),
+	    1, 1000, NULL },
 
 	{ "dkim", "selector", K_LABEL, F(dkim_selector), 0, 0, NULL },
+	{ "dkim", "expire", K_DUR, F(dkim_expire), 0, 366 * DAY, NULL },
 
 	{ "oauth2", "issuer", K_STR, F(oauth2_issuer), 0, 0, NULL },
 	{ "oauth2", "audience", K_STR, F(oauth2_audience), 0, 0, NULL },
@@ -693,10 +729,13 @@ static const struct keydef keys[] = {
 /* Every char * in struct config outside the listeners, for config_free(). */
 static const size_t str_fields[] = {
 	F(path), F(dir), F(hostname), F(domain), F(data_dir), F(help_url),
+	F(run_user), F(run_group),
 	F(tls_cert), F(tls_key), F(tls_ca), F(tls_ciphers), F(tls_ciphersuites),
-	F(accounts_db), F(spool_dir),
+	F(accounts_db), F(spool_dir), F(sender_rule), F(rewrite_header),
 	F(smarthost), F(smarthost_tls), F(smarthost_user),
 	F(smarthost_password_file), F(dns), F(delivery_tls),
+	F(helo_name), F(source_address), F(source_address6),
+	F(delivery_ca_file), F(ipv4_only), F(tls_required_domains),
 	F(dkim_selector),
 	F(oauth2_issuer), F(oauth2_audience), F(oauth2_jwks_file),
 	F(oauth2_jwks_url), F(oauth2_required_scope), F(oauth2_user_claim),
@@ -1010,7 +1049,32 @@ listener_key(struct load_ctx *lc, const char *key, const char *v, char *err,
 		lc->tls_set[lc->cur] = true;
 		return 0;
 	}
-	seterr(err, errlen, "[listener %s] %s: unknown key (known: listen, tls)",
+	if (strcmp(key, "trusted_networks") == 0) {
+		struct cidr tmp[CIDR_MAX];
+		char why[160];
+		int n;
+
+		if (has_ctl(v) || (n = cidr_parse_list(v, tmp, CIDR_MAX, why,
+		    sizeof(why))) < 0) {
+			seterr(err, errlen, "[listener %s] trusted_networks: %s",
+			    l->name, has_ctl(v) ? "control character" : why);
+			return -1;
+		}
+		free(l->trusted);
+		l->trusted = NULL;
+		l->ntrusted = 0;
+		if (n > 0 && (l->trusted = calloc((size_t)n,
+		    sizeof(*l->trusted))) == NULL) {
+			seterr(err, errlen, "out of memory");
+			return -1;
+		}
+		if (n > 0)
+			memcpy(l->trusted, tmp, (size_t)n * sizeof(*tmp));
+		l->ntrusted = n;
+		return set_str(&l->trusted_networks, v, err, errlen);
+	}
+	seterr(err, errlen, "[listener %s] %s: unknown key (known: listen, tls, "
+	    "trusted_networks)",
 	    l->name, shown(show, sizeof(show), key));
 	return -1;
 }
@@ -1084,11 +1148,24 @@ set_defaults(struct config *cfg)
 	cfg->daily_recipients = 10000;
 	cfg->auth_failures = 10;
 	cfg->auth_failure_window = 600;
+	cfg->auth_failure_delay = 1;
+	cfg->hourly_messages = 500;
+	cfg->hold_after_quota_hits = 10;
+	cfg->auth_cache_ttl = 300;
+	cfg->counter_flush = 5;
 	cfg->delivery_port = 25;
 	cfg->retry_interval = 300;
 	cfg->max_retry_interval = 4 * 3600;
 	cfg->queue_lifetime = 5 * DAY;
 	cfg->delay_warning = 4 * 3600;
+	cfg->dns_timeout = 5;
+	cfg->dns_tries = 3;
+	cfg->max_per_destination = 10;
+	cfg->max_addresses = 10;
+	cfg->connect_timeout = 30;
+	cfg->command_timeout = 300;
+	cfg->connection_reuse = 1;
+	cfg->rcpts_per_transaction = 100;
 	cfg->log_level = LOGL_INFO;
 	cfg->log_syslog = 0;
 }
@@ -1155,6 +1232,9 @@ fill_defaults(struct config *cfg)
 		    dot != NULL ? dot + 1 : cfg->hostname) != 0)
 			return -1;
 	}
+	/* an unprivileged user named in the file must exist; the default
+	 * "outpost" only when it does (see outpostd.c, privdrop) */
+	cfg->run_user_set = cfg->run_user != NULL;
 	if (default_join(&cfg->data_dir, cfg->dir, "data") != 0 ||
 	    default_join(&cfg->accounts_db, cfg->data_dir, "accounts.db") != 0 ||
 	    default_join(&cfg->spool_dir, cfg->data_dir, "spool") != 0 ||
@@ -1162,6 +1242,7 @@ fill_defaults(struct config *cfg)
 	    default_str(&cfg->tls_ciphersuites, DEFAULT_CIPHERSUITES) != 0 ||
 	    default_str(&cfg->delivery_tls, "opportunistic") != 0 ||
 	    default_str(&cfg->dkim_selector, "mail") != 0 ||
+	    default_str(&cfg->run_user, "outpost") != 0 ||
 	    default_str(&cfg->oauth2_user_claim, "email") != 0)
 		return -1;
 	return 0;
@@ -1230,6 +1311,28 @@ check_config(struct config *cfg, struct load_ctx *lc, const char *name,
 		    port == 465 ? "implicit" : "starttls") != 0)
 			goto oom;
 	}
+	for (i = 0; i < 2; i++) {
+		const char *a = i ? cfg->source_address6 : cfg->source_address;
+		unsigned char bin[16];
+
+		if (a != NULL && inet_pton(i ? AF_INET6 : AF_INET, a, bin) != 1) {
+			seterr(err, errlen, "%s: [delivery] %s must be an IPv%d "
+			    "address, not \"%.64s\"", name,
+			    i ? "source_address6" : "source_address",
+			    i ? 6 : 4, a);
+			return -1;
+		}
+	}
+	if (cfg->helo_name == NULL &&
+	    default_str(&cfg->helo_name, cfg->hostname) != 0)
+		goto oom;
+	if (cfg->smarthost_user != NULL && cfg->smarthost_tls != NULL &&
+	    strcmp(cfg->smarthost_tls, "none") == 0) {
+		seterr(err, errlen, "%s: [delivery] smarthost_user needs "
+		    "smarthost_tls = starttls or implicit: credentials are only "
+		    "sent over verified TLS", name);
+		return -1;
+	}
 	if (cfg->max_retry_interval < cfg->retry_interval) {
 		seterr(err, errlen, "%s: [delivery] max_retry_interval must not be "
 		    "less than retry_interval", name);
@@ -1293,6 +1396,8 @@ config_free(struct config *cfg)
 	for (j = 0; j < cfg->nlisteners && j < CONFIG_MAX_LISTENERS; j++) {
 		free(cfg->listeners[j].name);
 		free(cfg->listeners[j].listen);
+		free(cfg->listeners[j].trusted_networks);
+		free(cfg->listeners[j].trusted);
 	}
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -25,6 +25,8 @@
 
 #define CONFIG_MAX_LISTENERS 8
 
+struct cidr;
+
 enum listener_tls {
 	LISTENER_TLS_STARTTLS,	/* plaintext greeting, STARTTLS required before AUTH */
 	LISTENER_TLS_IMPLICIT,	/* TLS from the first byte (RFC 8314) */
@@ -34,6 +36,9 @@ struct listener_conf {
 	char	*name;		/* from [listener NAME], e.g. "submission" */
 	char	*listen;	/* "127.0.0.1:2587", "[::1]:587", "*:587" */
 	enum listener_tls tls;
+	char	*trusted_networks; /* as written; NULL: none (the default) */
+	struct cidr *trusted;	/* parsed, ntrusted entries (heap) */
+	int	 ntrusted;
 };
 
 struct config {
@@ -47,6 +52,9 @@ struct config {
 	int	 workers;	/* event-loop threads; 0 = one per core */
 	char	*help_url;	/* appended to AUTH errors when set */
 	int	 received_show_user; /* put the login in Received: (default no) */
+	char	*run_user;	/* [server] user: started as root, become it (default outpost) */
+	char	*run_group;	/* [server] group: default the user's primary group */
+	int	 run_user_set;	/* user was given in the file (missing = error) */
 
 	/* [listener NAME] sections */
 	struct listener_conf listeners[CONFIG_MAX_LISTENERS];
@@ -64,6 +72,10 @@ struct config {
 	uint64_t argon2_opslimit; /* default crypto_pwhash_OPSLIMIT_INTERACTIVE */
 	uint64_t argon2_memlimit; /* bytes; default crypto_pwhash_MEMLIMIT_INTERACTIVE */
 	int	 auth_threads;	/* password hashing threads; 0 = cores */
+	char	*sender_rule;	/* "reject" (default) or "rewrite" */
+	char	*rewrite_header; /* rewrite keeps the original From: here */
+	int	 auth_cache_ttl; /* seconds; argon2id success cache, 0 = off */
+	int	 counter_flush;	/* seconds between usage counter writes */
 
 	/* [spool] */
 	char	*spool_dir;	/* default: DATA_DIR/spool */
@@ -83,6 +95,9 @@ struct config {
 	int	 daily_recipients;	/* per user; default 10000 (next issue) */
 	int	 auth_failures;		/* default 10 (next issue) */
 	int	 auth_failure_window;	/* seconds; default 600 (next issue) */
+	int	 auth_failure_delay;	/* seconds before a 535/454; default 1 */
+	int	 hourly_messages;	/* per user burst limit; default 500, 0 off */
+	int	 hold_after_quota_hits;	/* hold a user after N hits a day; 0 off */
 
 	/* [delivery] (the delivery issue uses these; parsed and checked now) */
 	char	*smarthost;
@@ -96,9 +111,26 @@ struct config {
 	int	 max_retry_interval;	/* default 14400 */
 	int	 queue_lifetime;	/* default 5d */
 	int	 delay_warning;		/* default 4h; 0 = off */
+	/* delivery engine (issue 5) */
+	char	*helo_name;		/* EHLO name; default hostname */
+	char	*source_address;	/* IPv4 to bind outgoing connections to */
+	char	*source_address6;	/* IPv6 to bind outgoing connections to */
+	char	*delivery_ca_file;	/* CAs for tls = verify and smarthosts; default system */
+	char	*ipv4_only;		/* domains reached over IPv4 only ("gmail.com ...") */
+	char	*tls_required_domains;	/* domains that get tls = required */
+	int	 dns_timeout;		/* seconds per DNS try; default 5 */
+	int	 dns_tries;		/* default 3 */
+	int	 allow_loopback;	/* MX/A on loopback allowed (tests); default no */
+	int	 max_per_destination;	/* connections per destination; default 10 */
+	int	 max_addresses;		/* addresses tried per attempt; default 10 */
+	int	 connect_timeout;	/* default 30s */
+	int	 command_timeout;	/* per reply; default 300s */
+	int	 connection_reuse;	/* default yes */
+	int	 rcpts_per_transaction;	/* default 100 */
 
 	/* [dkim] */
-	char	*dkim_selector;		/* default "mail" */
+	char	*dkim_selector;		/* default "mail": keygen's mail-ed / mail-rsa */
+	int	 dkim_expire;		/* x= seconds after t=; 0 (default) = none */
 
 	/* [oauth2] (a later issue; keys accepted now) */
 	char	*oauth2_issuer;

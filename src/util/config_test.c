@@ -772,7 +772,7 @@ test_load_errors(void **state)
 		{ "[listener a]\ntls = ssl\n",
 		    ":2: [listener a] tls: expected starttls or implicit, got \"ssl\"" },
 		{ "[listener a]\nport = 1\n",
-		    ":2: [listener a] port: unknown key (known: listen, tls)" },
+		    ":2: [listener a] port: unknown key (known: listen, tls, trusted_networks)" },
 		{ "[listener a]\nlisten = 127.0.0.1:1\n[listener b]\nlisten = *:2\n"
 		  "[listener c]\nlisten = *:3\n[listener d]\nlisten = *:4\n"
 		  "[listener e]\nlisten = *:5\n[listener f]\nlisten = *:6\n"

@@ -54,8 +54,15 @@ QID_RE = r"[0-9A-HJKMNP-TV-Z]{16}"
 OK_QID = re.compile(r"^2\.0\.0 OK (" + QID_RE + r")$")
 
 # Base values written into every test config (cheap argon2 so AUTH is fast).
+# [delivery] dns points at a closed loopback port: the delivery engine then
+# defers every message at once (DNS refused) and never looks up real
+# domains; delivery tests (t_40_*) point it at their own DNS server.
 BASE_OVERRIDES = {
     "accounts": {"argon2_opslimit": "1", "argon2_memlimit": "8K"},
+    "delivery": {"dns": "127.0.0.1:9"},
+    # no reply delay on failed AUTH, and a throttle far above what the
+    # suite's deliberate failures add up to (t_40_security tests both)
+    "limits": {"auth_failure_delay": "0", "auth_failures": "1000"},
 }
 
 START_TIMEOUT = 10.0

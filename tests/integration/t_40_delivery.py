@@ -1,0 +1,222 @@
+"""
+Delivery engine, the normal paths: MX lookup against a real DNS server
+(dnslib) and delivery to a real receiving server (aiosmtpd) or the
+scripted one; several recipients per transaction; connection reuse;
+fallback to A when there is no MX; MX preference order; DSN parameters
+passed to a next hop that offers DSN; success notices; queue control
+over the control socket; Postfix-style log lines.
+"""
+import json
+import os
+import re
+import stat
+import time
+
+import pytest
+
+from conftest import USER, simple_message, wait_until
+from dlvtest import (AioSink, ScriptedSMTP, ZoneDNS, delivery_overrides,
+                     wait_log, wait_queue_empty)
+
+
+def zone_basic():
+    return {
+        "dest.test": [("MX", (10, "mx.dest.test"))],
+        "mx.dest.test": [("A", "127.0.0.1")],
+        "example.test": [("MX", (10, "mx.dest.test"))],
+        "amx.test": [("A", "127.0.0.1")],     # no MX: implicit MX
+    }
+
+
+@pytest.fixture
+def dns_basic():
+    d = ZoneDNS(zone_basic())
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def aiosink():
+    s = AioSink()
+    yield s
+    s.stop()
+
+
+def test_delivers_to_mx_with_aiosmtpd(make_outpost, dns_basic, aiosink):
+    o = make_outpost(delivery_overrides(dns_basic, aiosink.port))
+    qid = o.send_raw(simple_message("hello"), rcpts=["bob@dest.test",
+                                                     "carol@dest.test"])
+    assert wait_until(lambda: len(aiosink.messages) >= 1, timeout=20), \
+        o.log_text()[-3000:]
+    m = aiosink.messages[0]
+    assert m.mail_from == USER
+    assert sorted(m.rcpt_addrs) == ["bob@dest.test", "carol@dest.test"]
+    assert b"Subject: hello" in m.data
+    wait_queue_empty(o)
+    # one Postfix-style line per recipient
+    for rcpt in ("bob@dest.test", "carol@dest.test"):
+        wait_log(o, re.compile(
+            qid + r": to=<" + re.escape(rcpt) + r">, "
+            r"relay=mx\.dest\.test\[127\.0\.0\.1\]:\d+, delay=[0-9.]+, "
+            r"tls=\S+, dsn=2\.\d\.\d, status=sent \(250 "))
+    assert ("mx.dest.test", "MX") not in dns_basic.queries
+    assert ("dest.test", "MX") in dns_basic.queries
+
+
+def test_no_mx_falls_back_to_a(make_outpost, dns_basic, aiosink):
+    o = make_outpost(delivery_overrides(dns_basic, aiosink.port))
+    o.send_raw(simple_message("implicit"), rcpts=["x@amx.test"])
+    assert wait_until(lambda: aiosink.messages, timeout=20), o.log_text()[-3000:]
+    assert aiosink.messages[0].rcpt_addrs == ["x@amx.test"]
+    wait_queue_empty(o)
+
+
+def test_mx_preference_order(make_outpost, aiosink):
+    """The lower preference is tried first; 127.0.0.2 (preference 5)
+    refuses connections, so delivery goes on to the next MX."""
+    zone = {
+        "pref.test": [("MX", (20, "good.pref.test")),
+                      ("MX", (5, "bad.pref.test"))],
+        "good.pref.test": [("A", "127.0.0.1")],
+        "bad.pref.test": [("A", "127.0.0.2")],
+        "example.test": [("MX", (10, "good.pref.test"))],
+    }
+    d = ZoneDNS(zone)
+    try:
+        o = make_outpost(delivery_overrides(d, aiosink.port))
+        qid = o.send_raw(simple_message(), rcpts=["p@pref.test"])
+        assert wait_until(lambda: aiosink.messages, timeout=20), \
+            o.log_text()[-3000:]
+        text = o.log_text()
+        i_bad = text.find("bad.pref.test[127.0.0.2]")
+        i_good = text.find("to=<p@pref.test>, relay=good.pref.test")
+        assert 0 <= i_bad < i_good, text[-3000:]
+        wait_queue_empty(o)
+        assert qid
+    finally:
+        d.stop()
+
+
+def test_dsn_params_passed_on_and_connection_reused(make_outpost, dns_basic):
+    srv = ScriptedSMTP()
+    try:
+        o = make_outpost(delivery_overrides(dns_basic, srv.port))
+        s = o.smtp_ssl()
+        try:
+            ehlo = s.ehlo("client.example.test")
+            assert "DSN" in s.esmtp_features.get("dsn", "") or \
+                s.has_extn("dsn"), ehlo
+            s.sendmail(USER, ["a@dest.test"], simple_message("one"),
+                       mail_options=["RET=HDRS", "ENVID=env+2B1"],
+                       rcpt_options=["NOTIFY=SUCCESS,FAILURE",
+                                     "ORCPT=rfc822;a@dest.test"])
+        finally:
+            s.quit()
+        assert wait_until(lambda: srv.messages, timeout=20), o.log_text()[-3000:]
+        m = srv.messages[0]
+        assert "RET=HDRS" in m.mail_params and "ENVID=env+2B1" in m.mail_params
+        addr, params = m.rcpts[0]
+        assert addr == "a@dest.test"
+        assert "NOTIFY=SUCCESS,FAILURE" in params
+        assert "ORCPT=rfc822;a@dest.test" in params
+        wait_queue_empty(o)
+    finally:
+        srv.stop()
+
+
+def test_success_notice_when_next_hop_lacks_dsn(make_outpost, dns_basic,
+                                                aiosink):
+    """aiosmtpd offers no DSN: NOTIFY=SUCCESS gets a "relayed" report
+    from us, to the sender (whose domain also points at the sink)."""
+    o = make_outpost(delivery_overrides(dns_basic, aiosink.port))
+    s = o.smtp_ssl()
+    try:
+        s.sendmail(USER, ["n@dest.test"], simple_message("notify"),
+                   rcpt_options=["NOTIFY=SUCCESS"])
+    finally:
+        s.quit()
+    assert wait_until(lambda: len(aiosink.messages) >= 2, timeout=20), \
+        o.log_text()[-3000:]
+    dsn = [m for m in aiosink.messages if m.mail_from in ("", "<>")]
+    assert dsn, [m.mail_from for m in aiosink.messages]
+    body = dsn[0].data
+    assert dsn[0].rcpt_addrs == [USER]
+    assert b"multipart/report" in body and b"report-type=delivery-status" in body
+    assert b"Action: relayed" in body
+    assert b"Final-Recipient: rfc822; n@dest.test" in body
+    assert b"Auto-Submitted: auto-replied" in body
+    wait_queue_empty(o)
+
+
+def test_queue_control_socket_and_cli(make_outpost, dns_basic):
+    """hold / release / show / list / status / delete / flush over the
+    control socket (0600) of the running daemon."""
+    srv = ScriptedSMTP()
+    srv.data_reply = lambda n, msg: "451 4.3.0 try later"
+    try:
+        o = make_outpost(delivery_overrides(dns_basic, srv.port,
+                                            retry_interval="60s",
+                                            max_retry_interval="60s"))
+        sock = os.path.join(o.dir, "data", "control.sock")
+        # the listeners accept (backlog) a moment before everything is up
+        assert wait_until(lambda: os.path.exists(sock), timeout=10)
+        st = os.stat(sock)
+        assert stat.S_ISSOCK(st.st_mode)
+        assert stat.S_IMODE(st.st_mode) == 0o600
+        qid = o.send_raw(simple_message("ctl"), rcpts=["q@dest.test"])
+        wait_log(o, qid + ": to=<q@dest.test>")
+        r = o.cli("queue", "list")
+        out = r.stdout.decode()
+        assert r.returncode == 0 and qid in out, (out, r.stderr)
+        assert "deferred" in out and "451 4.3.0 try later" in out, out
+        r = o.cli("queue", "show", qid)
+        assert r.returncode == 0 and b"q@dest.test" in r.stdout, r
+        assert b"Subject: ctl" in r.stdout
+        r = o.cli("status")
+        assert r.returncode == 0, r
+        assert b"dest.test" in r.stdout and b"deferred" in r.stdout, r.stdout
+        assert o.cli("queue", "hold", qid).returncode == 0
+        assert "held" in o.cli("queue", "list").stdout.decode()
+        # flush does not touch a held message
+        tries = srv.data_tries
+        assert o.cli("queue", "flush").returncode == 0
+        time.sleep(0.5)
+        assert srv.data_tries == tries
+        srv.data_reply = lambda n, msg: "250 2.0.0 OK"
+        assert o.cli("queue", "release", qid).returncode == 0
+        assert wait_until(lambda: srv.messages, timeout=20), o.log_text()[-3000:]
+        wait_queue_empty(o)
+        # delete
+        srv.data_reply = lambda n, msg: "451 4.3.0 try later"
+        qid2 = o.send_raw(simple_message("del"), rcpts=["d@dest.test"])
+        wait_log(o, qid2 + ": to=<d@dest.test>")
+        r = o.cli("queue", "delete", qid2)
+        assert r.returncode == 0, r
+        wait_queue_empty(o)
+        r = o.cli("queue", "show", qid2)
+        assert r.returncode != 0
+        r = o.cli("queue", "hold", "NOTAQUEUEID")
+        assert r.returncode != 0
+    finally:
+        srv.stop()
+
+
+def test_queue_cli_with_daemon_stopped(make_outpost, dns_basic):
+    srv = ScriptedSMTP()
+    srv.data_reply = lambda n, msg: "451 4.3.0 try later"
+    try:
+        o = make_outpost(delivery_overrides(dns_basic, srv.port,
+                                            retry_interval="60s",
+                                            max_retry_interval="60s"))
+        qid = o.send_raw(simple_message("offline"), rcpts=["o@dest.test"])
+        wait_log(o, qid + ": to=<o@dest.test>")
+        o.stop()
+        out = o.cli("queue", "list").stdout.decode()
+        assert qid in out and "451 4.3.0" in out, out
+        assert o.cli("queue", "hold", qid).returncode == 0
+        assert "held" in o.cli("queue", "list").stdout.decode()
+        assert o.cli("queue", "delete", qid).returncode == 0
+        assert qid not in o.cli("queue", "list").stdout.decode()
+        o.start()
+    finally:
+        srv.stop()
