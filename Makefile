@@ -11,7 +11,7 @@
 # no edit here.  A file named *_test.c is a cmocka unit test; it may #include
 # the .c it tests to reach static helpers.
 
-PKGS      := openssl libevent libevent_openssl libevent_pthreads libcares sqlite3 libsodium jansson
+PKGS      := openssl libevent libevent_openssl libevent_pthreads libcares sqlite3 libsodium jansson libcurl
 BUILD     ?= build
 PREFIX    ?= /usr/local
 CC        ?= cc
@@ -45,7 +45,7 @@ FUZZ_BIN  := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 ALL_CFLAGS = $(WARN) $(DEFS) $(CFLAGS) $(SANFLAGS) -Isrc $(PKG_CFLAGS) $(QR_CFLAGS) -MMD -MP
 LDLIBS     = $(SANFLAGS) $(PKG_LIBS) $(QR_LIBS) -lpthread -lm
 
-SUBSYS    := util smtp tls auth queue message delivery dns smtpc
+SUBSYS    := util smtp tls auth queue message delivery dns smtpc web
 LIB_SRC   := $(filter-out %_test.c,$(foreach d,$(SUBSYS),$(wildcard src/$(d)/*.c)))
 CLI_SRC   := $(filter-out %_test.c,$(wildcard src/cli/*.c))
 TEST_SRC  := $(wildcard $(foreach d,$(SUBSYS) cli,src/$(d)/*_test.c)) $(wildcard tests/unit/*_test.c)

@@ -7,7 +7,10 @@
  *        [-T THREADS] [-t SECONDS]
  *
  * Listens on loopback only; exits after -t seconds (default 900) or on
- * SIGTERM/SIGINT.  Prints "sink: messages=N connections=N" at exit.
+ * SIGTERM/SIGINT.  Prints "sink: messages=N connections=N" at exit, and
+ * the same line (counts so far) on SIGUSR1: bench/run reads it before and
+ * after each scenario-5 run to check what arrived and over how many
+ * connections.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,9 +52,16 @@ struct sconn {
 static enum mode g_mode = M_PLAIN;
 static SSL_CTX *g_ctx;
 static struct sockaddr_in g_addr;
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_report;
 static atomic_long g_msgs, g_conns;
 static const char *g_name = "sink.localhost";
+
+static void
+on_report(int s)
+{
+	(void)s;
+	g_report = 1;
+}
 
 static void
 on_signal(int s)
@@ -390,8 +400,22 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGALRM, on_signal);
 	alarm((unsigned)limit);
+	signal(SIGUSR1, on_report);
 	for (int i = 0; i < nthr; i++)
 		pthread_create(&tid[i], NULL, worker, NULL);
+	/* the workers stop on g_stop (alarm or signal); meanwhile answer
+	 * SIGUSR1 with the counts so far (one line, flushed) */
+	while (!g_stop) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+		if (g_report) {
+			g_report = 0;
+			fprintf(stderr, "sink: messages=%ld connections=%ld\n",
+			    atomic_load(&g_msgs), atomic_load(&g_conns));
+			fflush(stderr);
+		}
+	}
 	for (int i = 0; i < nthr; i++)
 		pthread_join(tid[i], NULL);
 	fprintf(stderr, "sink: messages=%ld connections=%ld\n",

@@ -29,6 +29,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 static char dir[64];
 static char path[96];
 
+static void
+cleanup(void)
+{
+	(void)unlink(path);
+	(void)rmdir(dir);
+}
+
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -38,6 +45,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (mkdtemp(dir) == NULL)
 		abort();
 	snprintf(path, sizeof(path), "%s/outpost.conf", dir);
+	if (atexit(cleanup) != 0)
+		abort();
 	return 0;
 }
 

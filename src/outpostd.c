@@ -27,6 +27,7 @@
 
 #include "auth/apppass.h"
 #include "auth/authpool.h"
+#include "auth/oauth2.h"
 #include "delivery/sched.h"
 #include "auth/quota.h"
 #include "auth/throttle.h"
@@ -37,6 +38,7 @@
 #include "util/config.h"
 #include "util/log.h"
 #include "util/privdrop.h"
+#include "web/server.h"
 
 #define DRAIN_GRACE_SECS 30
 
@@ -46,6 +48,8 @@ struct daemon_ctx {
 	struct event_base	*base;
 	struct dlv_sched	*dlv;	/* delivery: its own thread and loop */
 	int			 dropped; /* root given up for [server] user */
+	struct privdrop		 pd;	/* whom to become (checked at start) */
+	struct web_server	*web;	/* account page, or NULL ([account_page]) */
 };
 
 static void
@@ -105,6 +109,29 @@ load_dkim(struct smtp_server *srv, const struct config *cfg)
 	return 0;
 }
 
+/* For `outpost status` (asked on the delivery thread; throttle locks). */
+static unsigned long
+auth_failures_recent(void *arg, int secs)
+{
+	return arg ? throttle_recent_failures(arg, secs, time(NULL)) : 0;
+}
+
+/* A hard bounce of user's mail (on the delivery thread; quota locks):
+ * past [limits] hold_after_bounces in bounce_window, user is held. */
+static void
+hard_bounce(void *arg, const char *user)
+{
+	struct daemon_ctx *d = arg;
+	struct quota_bounce_limits bl;
+
+	if (d->srv.quota == NULL)
+		return;
+	bl.hold_after = __atomic_load_n(&d->cfg.hold_after_bounces,
+	    __ATOMIC_RELAXED);
+	bl.window = __atomic_load_n(&d->cfg.bounce_window, __ATOMIC_RELAXED);
+	quota_bounce(d->srv.quota, user, &bl, time(NULL));
+}
+
 static void
 on_term(evutil_socket_t sig, short what, void *arg)
 {
@@ -142,6 +169,8 @@ reload_limits(struct config *cur, const struct config *nw)
 	RELOAD(auth_failure_delay);
 	RELOAD(hourly_messages);
 	RELOAD(hold_after_quota_hits);
+	RELOAD(hold_after_bounces);
+	RELOAD(bounce_window);
 	RELOAD(received_show_user);
 	RELOAD(log_level);
 	RELOAD(dkim_expire);
@@ -218,6 +247,18 @@ security_open(struct daemon_ctx *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	/* [oauth2]: XOAUTH2 / OAUTHBEARER; a bad JWKS file stops start-up */
+	if (oauth2_configured(&d->cfg)) {
+		struct oauth2_conf oc;
+
+		oauth2_conf_from_config(&oc, &d->cfg);
+		if ((d->srv.oauth2 = oauth2_new(&oc, why, sizeof(why))) ==
+		    NULL) {
+			snprintf(err, errlen, "oauth2: %s", why);
+			return -1;
+		}
+		authpool_set_oauth2(d->srv.auth, d->srv.oauth2);
+	}
 	if ((d->srv.quota = quota_open(d->cfg.accounts_db,
 	    d->cfg.counter_flush, 100000, why, sizeof(why))) == NULL) {
 		throttle_free(d->srv.throttle);
@@ -240,26 +281,21 @@ static int
 drop_privileges(struct daemon_ctx *d, char *err, size_t errlen)
 {
 	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
-	struct privdrop pd;
-	char warn[256], path[4200];
+	const struct privdrop *pd = &d->pd;
+	char path[4200];
 	size_t i, n;
 
-	if (privdrop_prepare(&d->cfg, &pd, warn, sizeof(warn), err,
-	    errlen) != 0)
-		return -1;
-	if (warn[0] != '\0')
-		log_warn("%s", warn);
-	if (!pd.active)
+	if (!pd->active)
 		return 0;
 	if (strcmp(d->cfg.data_dir, "/") == 0 ||
 	    strcmp(d->cfg.spool_dir, "/") == 0) {
 		snprintf(err, errlen, "data_dir or spool dir is /: refusing to "
-		    "hand it to %s", pd.user);
+		    "hand it to %s", pd->user);
 		return -1;
 	}
-	if (privdrop_chown_tree(d->cfg.data_dir, pd.uid, pd.gid, err,
+	if (privdrop_chown_tree(d->cfg.data_dir, pd->uid, pd->gid, err,
 	    errlen) != 0 ||
-	    privdrop_chown_tree(d->cfg.spool_dir, pd.uid, pd.gid, err,
+	    privdrop_chown_tree(d->cfg.spool_dir, pd->uid, pd->gid, err,
 	    errlen) != 0)
 		return -1;
 	n = strlen(d->cfg.data_dir);
@@ -268,21 +304,24 @@ drop_privileges(struct daemon_ctx *d, char *err, size_t errlen)
 		for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
 			snprintf(path, sizeof(path), "%s%s", d->cfg.accounts_db,
 			    suffix[i]);
-			if (lchown(path, pd.uid, pd.gid) != 0 && errno != ENOENT) {
+			if (lchown(path, pd->uid, pd->gid) != 0 && errno != ENOENT) {
 				snprintf(err, errlen, "cannot hand %.900s to %s: %s",
-				    path, pd.user, strerror(errno));
+				    path, pd->user, strerror(errno));
 				return -1;
 			}
 		}
 		log_warn("accounts database %s is outside data_dir: its "
 		    "directory must be writable by %s", d->cfg.accounts_db,
-		    pd.user);
+		    pd->user);
 	}
-	if (privdrop_apply(&pd, err, errlen) != 0)
+	if (smtp_server_local_chown(&d->srv, pd->uid, pd->gid, err,
+	    errlen) != 0)
+		return -1;
+	if (privdrop_apply(pd, err, errlen) != 0)
 		return -1;
 	d->dropped = 1;
 	log_info("dropped root: running as user %s (uid %u), group %s "
-	    "(gid %u)", pd.user, (unsigned)pd.uid, pd.group, (unsigned)pd.gid);
+	    "(gid %u)", pd->user, (unsigned)pd->uid, pd->group, (unsigned)pd->gid);
 	return 0;
 }
 
@@ -302,7 +341,8 @@ main(int argc, char **argv)
 	const char *path = NULL;
 	struct event *ev_term, *ev_int, *ev_hup;
 	sigset_t startsigs;
-	char err[1024];
+	struct dlv_hooks dhooks;
+	char err[1024], warn[256];
 	int ch, check = 0, debug = 0, nworkers, i;
 	SSL_CTX *ctx;
 
@@ -350,6 +390,16 @@ main(int argc, char **argv)
 	}
 	log_init("outpostd", debug ? LOGL_DEBUG : d->cfg.log_level,
 	    d->cfg.log_syslog);
+	/* the [server] user is checked before anything is opened */
+	if (privdrop_prepare(&d->cfg, &d->pd, warn, sizeof(warn), err,
+	    sizeof(err)) != 0) {
+		fprintf(stderr, "outpostd: %s: %s\n", d->cfg.path, err);
+		config_free(&d->cfg);
+		free(d);
+		return EX_CONFIG;
+	}
+	if (warn[0] != '\0' && !check)
+		log_warn("%s", warn);
 	if ((ctx = load_tls(&d->cfg, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "outpostd: %s: %s\n", d->cfg.path, err);
 		return EX_CONFIG;
@@ -402,6 +452,7 @@ main(int argc, char **argv)
 	if (security_open(d, err, sizeof(err)) != 0) {
 		fprintf(stderr, "outpostd: %s\n", err);
 		authpool_free(d->srv.auth);
+	oauth2_free(d->srv.oauth2);
 		spool_close(d->srv.spool);
 		return EX_UNAVAILABLE;
 	}
@@ -410,7 +461,20 @@ main(int argc, char **argv)
 		quota_close(d->srv.quota);
 		throttle_free(d->srv.throttle);
 		authpool_free(d->srv.auth);
+	oauth2_free(d->srv.oauth2);
 		spool_close(d->srv.spool);
+		/* a port or socket taken is an ordinary failure: leave clean */
+		dkim_store_free(d->srv.dkim);
+		smtp_server_free(&d->srv);
+		config_free(&d->cfg);
+		free(d);
+		return EX_UNAVAILABLE;
+	}
+	/* The account page (src/web): bound now, served from its own
+	 * thread once everything else runs. */
+	if (d->cfg.web_listen != NULL && (d->web = web_server_new(&d->cfg,
+	    &d->srv, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "outpostd: %s\n", err);
 		return EX_UNAVAILABLE;
 	}
 	/* Everything that needs root is open: give root up now, before
@@ -420,6 +484,7 @@ main(int argc, char **argv)
 		quota_close(d->srv.quota);
 		throttle_free(d->srv.throttle);
 		authpool_free(d->srv.auth);
+	oauth2_free(d->srv.oauth2);
 		spool_close(d->srv.spool);
 		return EX_CONFIG;
 	}
@@ -440,7 +505,11 @@ main(int argc, char **argv)
 	/* Delivery: its own thread and event loop (delivery/sched.h).  It
 	 * hooks the spool's commit notification first and then scans the
 	 * queue, so a message committed meanwhile is found either way. */
-	if ((d->dlv = dlv_sched_start(&d->cfg, d->srv.spool, err,
+	dhooks.auth_failures = auth_failures_recent;
+	dhooks.arg = d->srv.throttle;
+	dhooks.hard_bounce = hard_bounce;
+	dhooks.bounce_arg = d;
+	if ((d->dlv = dlv_sched_start(&d->cfg, d->srv.spool, &dhooks, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "outpostd: delivery: %s\n", err);
 		return EX_UNAVAILABLE;
@@ -448,18 +517,25 @@ main(int argc, char **argv)
 	for (i = 0; i < d->srv.nlisteners; i++)
 		log_info("listening on %s (%s, %s)", d->srv.listeners[i].addr,
 		    d->srv.listeners[i].conf->name,
+		    d->srv.listeners[i].conf->local ? "peer uid, no TLS" :
 		    d->srv.listeners[i].conf->tls == LISTENER_TLS_IMPLICIT ?
 		    "implicit TLS" : "STARTTLS");
+	if (d->web != NULL && web_server_start(d->web, err, sizeof(err)) != 0) {
+		fprintf(stderr, "outpostd: %s\n", err);
+		return EX_OSERR;
+	}
 	log_info("outpostd %s started: hostname=%s, workers=%d, spool=%s",
 	    OUTPOST_VERSION, d->cfg.hostname, nworkers, d->cfg.spool_dir);
 
 	event_base_dispatch(d->base);
 
+	web_server_stop(d->web);	/* before authpool_free: it uses it */
 	smtp_server_stop(&d->srv, DRAIN_GRACE_SECS);
 	/* Both answer what is still pending through the workers' loops;
 	 * run those once more so every callback is delivered (and freed)
 	 * before the sessions go. */
 	authpool_free(d->srv.auth);
+	oauth2_free(d->srv.oauth2);
 	dlv_sched_stop(d->dlv);		/* before the spool: DSNs use it */
 	spool_close(d->srv.spool);
 	smtp_server_run_pending(&d->srv);

@@ -84,6 +84,8 @@ static const char *const migrations[] = {
 	"  quota_hits INTEGER NOT NULL DEFAULT 0,"
 	"  PRIMARY KEY (name, day)"
 	");",
+	/* 2 -> 3: administrators of the account page (src/web) */
+	"ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION	((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -129,6 +129,12 @@ enum auth_result accounts_verify_ex(struct accounts *a, const char *user,
 	    const char *password, size_t passlen, const struct pwhash_params *pp,
 	    struct authcache *cache, struct verify_out *out);
 
+/* OAuth2 logins (accounts_oauth.c): is email a known account?  AUTH_OK
+ * (enabled), AUTH_DISABLED, AUTH_DENIED (unknown) or AUTH_TEMPFAIL; out
+ * gets user_id, held and canon.  No password: the token was checked. */
+enum auth_result accounts_lookup_login(struct accounts *a, const char *email,
+	    struct verify_out *out);
+
 /* Sets the server secret (apppass.h) used for app passwords and TOTP. */
 void	accounts_set_key(struct accounts *a, const unsigned char key[32]);
 
@@ -221,5 +227,12 @@ int	accounts_begin(struct accounts *a);
 int	accounts_commit(struct accounts *a);
 /* users.held of email: 0, 1, or -1 (no such user, error). */
 int	accounts_user_held(struct accounts *a, const char *email);
+
+/* ---- accounts_admin.c: the account page's administrators ---- */
+/* Sets users.admin (schema version 3).  ACCT_OK or ACCT_*. */
+int	accounts_user_set_admin(struct accounts *a, const char *email,
+	    int admin, char *err, size_t errlen);
+/* 1 admin, 0 not, -1 no such user or error. */
+int	accounts_user_admin(struct accounts *a, const char *email);
 
 #endif

@@ -248,7 +248,7 @@ test_open_schema_mode(void **state)
 	struct stat sb;
 	mode_t old;
 
-	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 2);
+	assert_int_equal(sql_int(f->path, "PRAGMA user_version"), SCHEMA_VERSION);
 	assert_int_equal(sql_int(f->path, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'table' AND name = 'users'"), 1);
 
@@ -309,7 +309,7 @@ test_newer_schema_refused(void **state)
 	sql_exec(f->path, "PRAGMA user_version = 99");
 	assert_null(accounts_open(f->path, 0, err, sizeof(err)));
 	assert_non_null(strstr(err, "newer"));
-	sql_exec(f->path, "PRAGMA user_version = 2");
+	sql_exec(f->path, "PRAGMA user_version = 3");
 	f->a = accounts_open(f->path, 0, err, sizeof(err));
 	assert_non_null(f->a);
 }

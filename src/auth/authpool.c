@@ -27,6 +27,7 @@
 
 #include "auth/authcache.h"
 #include "auth/authpool.h"
+#include "auth/oauth2.h"
 #include "auth/sasl.h"
 #include "util/log.h"
 #include "util/loopcall.h"
@@ -51,6 +52,10 @@ struct ap_req {
 	char		 user[AP_USER_MAX + 1];
 	char		 pass[AP_PASS_MAX + 1];	/* wiped before delivery */
 	char		 canon[256];
+	char		*token;		/* token request: heap, wiped */
+	size_t		 tokenlen;
+	int		 o2status;
+	char		 o2reason[128];
 };
 
 struct ap_worker {
@@ -71,6 +76,7 @@ struct authpool {
 	struct ap_worker *workers;
 	int		 nworkers;
 	struct authcache *cache;	/* NULL: no caching */
+	struct oauth2	*o2;		/* NULL: tokens are refused */
 };
 
 static int
@@ -95,6 +101,8 @@ ap_deliver(void *p)
 		ans.cached = r->cached;
 		ans.aliases = r->aliases;	/* ownership passes */
 		r->aliases = NULL;
+		ans.oauth_status = r->o2status;
+		ans.oauth_reason = r->o2reason;
 		r->cb_ex(r->arg, &ans);
 	} else {
 		free(r->aliases);
@@ -117,6 +125,12 @@ ap_answer(struct ap_req *r, enum auth_result result)
 
 	sodium_memzero(r->pass, sizeof(r->pass));
 	r->passlen = 0;
+	if (r->token != NULL) {
+		sodium_memzero(r->token, r->tokenlen);
+		free(r->token);
+		r->token = NULL;
+		r->tokenlen = 0;
+	}
 	r->result = result;
 	if (!ap_ok(result))
 		r->canon[0] = '\0';
@@ -129,6 +143,43 @@ ap_answer(struct ap_req *r, enum auth_result result)
 	free(r->aliases);
 	sodium_memzero(r, sizeof(*r));
 	free(r);
+}
+
+/* A bearer token: the provider's word, then the account. */
+static enum auth_result
+ap_token(struct ap_worker *w, struct ap_req *r)
+{
+	struct oauth2_result res;
+	struct verify_out vo;
+	enum auth_result ar;
+
+	if (w->ap->o2 == NULL) {
+		r->o2status = O2_INVALID;
+		snprintf(r->o2reason, sizeof(r->o2reason), "oauth2-off");
+		return AUTH_DENIED;
+	}
+	oauth2_verify(w->ap->o2, r->token, r->tokenlen, r->user, time(NULL),
+	    &res);
+	r->o2status = (int)res.status;
+	snprintf(r->o2reason, sizeof(r->o2reason), "%s", res.reason);
+	if (res.status == O2_TEMPFAIL)
+		return AUTH_TEMPFAIL;
+	if (res.status != O2_OK)
+		return AUTH_DENIED;
+	ar = accounts_lookup_login(w->acct, res.user, &vo);
+	if (ar == AUTH_OK || ar == AUTH_DISABLED) {
+		snprintf(r->canon, sizeof(r->canon), "%s", vo.canon);
+		r->held = vo.held;
+		if (ar == AUTH_OK)
+			r->aliases = accounts_alias_blob(w->acct, vo.user_id);
+		else
+			snprintf(r->o2reason, sizeof(r->o2reason),
+			    "account-disabled");
+	} else if (ar == AUTH_DENIED) {
+		r->o2status = O2_INVALID;
+		snprintf(r->o2reason, sizeof(r->o2reason), "unknown-account");
+	}
+	return ar;
 }
 
 static void *
@@ -157,6 +208,10 @@ ap_main(void *p)
 		pthread_mutex_unlock(&ap->mu);
 
 		r->next = NULL;
+		if (r->token != NULL) {
+			ap_answer(r, ap_token(w, r));
+			continue;
+		}
 		if (r->cb_ex == NULL) {
 			res = accounts_verify(w->acct, r->user, r->pass,
 			    r->passlen, &ap->pp, r->canon, sizeof(r->canon));
@@ -281,9 +336,11 @@ authpool_free(struct authpool *ap)
 	free(ap);
 }
 
+/* token (heap, or NULL for a password check): ownership passes. */
 static void
 ap_submit(struct authpool *ap, struct event_base *base,
     const char *user, const char *password, size_t passlen,
+    char *token, size_t tokenlen,
     authpool_cb cb, authpool_cb_ex cb_ex, void *arg)
 {
 	struct ap_req *r;
@@ -292,9 +349,15 @@ ap_submit(struct authpool *ap, struct event_base *base,
 	time_t now;
 
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		if (token != NULL) {
+			sodium_memzero(token, tokenlen);
+			free(token);
+		}
 		log_err("authpool: out of memory, an AUTH answer was lost");
 		return;
 	}
+	r->token = token;
+	r->tokenlen = tokenlen;
 	r->base = base;
 	r->cb = cb;
 	r->cb_ex = cb_ex;
@@ -348,7 +411,7 @@ authpool_verify(struct authpool *ap, struct event_base *base,
     const char *user, const char *password, size_t passlen,
     authpool_cb cb, void *arg)
 {
-	ap_submit(ap, base, user, password, passlen, cb, NULL, arg);
+	ap_submit(ap, base, user, password, passlen, NULL, 0, cb, NULL, arg);
 }
 
 void
@@ -356,7 +419,35 @@ authpool_verify_ex(struct authpool *ap, struct event_base *base,
     const char *user, const char *password, size_t passlen,
     authpool_cb_ex cb, void *arg)
 {
-	ap_submit(ap, base, user, password, passlen, NULL, cb, arg);
+	ap_submit(ap, base, user, password, passlen, NULL, 0, NULL, cb, arg);
+}
+
+void
+authpool_set_oauth2(struct authpool *ap, struct oauth2 *o2)
+{
+	pthread_mutex_lock(&ap->mu);
+	ap->o2 = o2;
+	pthread_mutex_unlock(&ap->mu);
+}
+
+void
+authpool_verify_token(struct authpool *ap, struct event_base *base,
+    const char *user, const char *token, size_t tokenlen,
+    authpool_cb_ex cb, void *arg)
+{
+	char *t;
+
+	/* a token larger than any AUTH line can carry cannot be valid; the
+	 * over-long "password" makes ap_submit deny it through loopcall */
+	if (tokenlen == 0 || tokenlen > OAUTH2_TOKEN_MAX ||
+	    (t = malloc(tokenlen + 1)) == NULL) {
+		ap_submit(ap, base, "", NULL, AP_PASS_MAX + 1, NULL, 0, NULL,
+		    cb, arg);
+		return;
+	}
+	memcpy(t, token, tokenlen);
+	t[tokenlen] = '\0';
+	ap_submit(ap, base, user, NULL, 0, t, tokenlen, NULL, cb, arg);
 }
 
 int

@@ -51,10 +51,27 @@ struct auth_answer {
 	int		 held;		/* account's mail is on hold */
 	int		 cached;	/* argon2id skipped thanks to the cache */
 	char		*aliases;
+	/* token checks (authpool_verify_token) only: */
+	int		 oauth_status;	/* enum oauth2_status; 0 for passwords */
+	const char	*oauth_reason;	/* "expired", "wrong-user"... or "" */
 };
 typedef void (*authpool_cb_ex)(void *arg, struct auth_answer *ans);
 void	authpool_verify_ex(struct authpool *ap, struct event_base *base,
 	    const char *user, const char *password, size_t passlen,
+	    authpool_cb_ex cb, void *arg);
+
+/*
+ * OAuth2: checks a bearer token (oauth2_verify: signature or
+ * introspection) and then that its user is a known account, on a pool
+ * thread.  user is the SASL user ("" when the mechanism gave none).
+ * Results: AUTH_OK (canon = the account; 2FA accounts included),
+ * AUTH_DENIED with oauth_status/oauth_reason, AUTH_DISABLED,
+ * AUTH_TEMPFAIL.  Without authpool_set_oauth2() every token is denied.
+ */
+struct oauth2;
+void	authpool_set_oauth2(struct authpool *ap, struct oauth2 *o2);
+void	authpool_verify_token(struct authpool *ap, struct event_base *base,
+	    const char *user, const char *token, size_t tokenlen,
 	    authpool_cb_ex cb, void *arg);
 
 /*

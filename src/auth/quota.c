@@ -3,12 +3,14 @@
  * (see quota.h).
  *
  * Owns: the counter table (chained hash, at most max_entries records;
- * when full, records of past days and then clean ones are dropped), a
+ * when full, records of past days and then clean ones are dropped — a
+ * dropped record forgets its in-memory bounce window, never a hold), a
  * small array of pending app-password "last used" notes (bounded; the
  * newest wins per id), one struct accounts connection used only by the
  * flush thread, and that thread.
  *
- * Locking: q->mu guards the table and the notes.  The flush copies what is
+ * Locking: q->mu guards the table and the notes; quota_bounce() is
+ * called on the delivery thread, everything else on the SMTP workers.  The flush copies what is
  * dirty under the lock and writes it without holding it, so the event
  * loops never wait for SQLite.  Failures: a failed write leaves the
  * records dirty for the next round (logged); out of memory means a
@@ -16,6 +18,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,8 @@ struct q_rec {
 	int		 held;
 	int		 hold_pending;	/* write users.held = 1 */
 	int		 dirty;
+	time_t		 bounce_start;	/* start of the bounce window */
+	int		 bounces;	/* hard bounces in that window */
 };
 
 struct q_note {
@@ -363,6 +368,16 @@ quota_close(struct quota *q)
 	free(q);
 }
 
+/* Holds r's account: MAIL is refused from now on, and the flush thread
+ * writes users.held soon.  Caller holds q->mu and logs the HOLD line. */
+static void
+q_hold(struct quota *q, struct q_rec *r)
+{
+	r->held = 1;
+	r->hold_pending = 1;
+	pthread_cond_signal(&q->cv);	/* write it soon */
+}
+
 /* A limit was hit: count it, and hold the account at the threshold. */
 static void
 q_hit(struct quota *q, struct q_rec *r, const struct quota_limits *lim,
@@ -373,14 +388,71 @@ q_hit(struct quota *q, struct q_rec *r, const struct quota_limits *lim,
 	if (lim->hold_after > 0 && !r->held &&
 	    r->u.quota_hits >= lim->hold_after &&
 	    strncmp(r->u.name, "net:", 4) != 0) {
-		r->held = 1;
-		r->hold_pending = 1;
-		log_warn("quota: HOLD user=%s: outgoing mail held after %lld "
-		    "limit hits today (last: %s); release with `outpost user "
-		    "release %s`", r->u.name, (long long)r->u.quota_hits, what,
-		    r->u.name);
-		pthread_cond_signal(&q->cv);	/* write it soon */
+		q_hold(q, r);
+		log_warn("quota: HOLD user=%s, reason=quota, count=%lld: "
+		    "outgoing mail held after %lld limit hits today (last: %s); "
+		    "release with `outpost user release %s`", r->u.name,
+		    (long long)r->u.quota_hits, (long long)r->u.quota_hits,
+		    what, r->u.name);
 	}
+}
+
+/* r's bounce window as of now: a window that is over starts again. */
+static void
+q_bounce_roll(struct q_rec *r, const struct quota_bounce_limits *lim,
+    time_t now)
+{
+	int window = lim->window < 1 ? 1 : lim->window;
+
+	/* a clock that went back also ends the window */
+	if (r->bounces > 0 && (now < r->bounce_start ||
+	    now - r->bounce_start >= window))
+		r->bounces = 0;
+	if (r->bounces == 0)
+		r->bounce_start = now;
+}
+
+int
+quota_bounce(struct quota *q, const char *name,
+    const struct quota_bounce_limits *lim, time_t now)
+{
+	struct q_rec *r;
+	int held = 0;
+
+	if (lim->hold_after <= 0 || strncmp(name, "net:", 4) == 0)
+		return 0;
+	pthread_mutex_lock(&q->mu);
+	if ((r = q_get(q, name, now)) != NULL) {
+		q_bounce_roll(r, lim, now);
+		if (r->bounces < INT_MAX)
+			r->bounces++;
+		if (!r->held && r->bounces >= lim->hold_after) {
+			q_hold(q, r);
+			held = 1;
+			log_warn("quota: HOLD user=%s, reason=bounces, count=%d: "
+			    "outgoing mail held after %d hard bounces in %d s; "
+			    "release with `outpost user release %s`", r->u.name,
+			    r->bounces, r->bounces, lim->window, r->u.name);
+		}
+	}
+	pthread_mutex_unlock(&q->mu);
+	return held;
+}
+
+int
+quota_bounces(struct quota *q, const char *name,
+    const struct quota_bounce_limits *lim, time_t now)
+{
+	struct q_rec *r;
+	int n = 0;
+	int window = lim->window < 1 ? 1 : lim->window;
+
+	pthread_mutex_lock(&q->mu);
+	if ((r = q_find(q, name)) != NULL && r->bounces > 0 &&
+	    now >= r->bounce_start && now - r->bounce_start < window)
+		n = r->bounces;
+	pthread_mutex_unlock(&q->mu);
+	return n;
 }
 
 enum quota_verdict
@@ -457,6 +529,7 @@ quota_set_held(struct quota *q, const char *name, int held)
 			/* released by the operator since */
 			r->held = 0;
 			r->u.quota_hits = 0;
+			r->bounces = 0;
 			r->dirty = 1;
 		}
 	}

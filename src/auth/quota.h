@@ -9,6 +9,14 @@
  * MAIL is refused until `outpost user release`.  The decision is logged
  * as "quota: HOLD user=..." for operators to alert on.
  *
+ * Bounces: the delivery engine reports each recipient of an
+ * authenticated user's mail that failed permanently (quota_bounce(), on
+ * its own thread).  They are counted per user in a fixed window of
+ * bounce_window seconds that starts at the first bounce; the
+ * hold_after_bounces-th bounce in one window holds the user the same way
+ * ("quota: HOLD user=..., reason=bounces, count=N").  That count lives in
+ * memory only: a restart forgets it (a hold, once decided, is stored).
+ *
  * Counters live in memory (a bounded hash table guarded by one mutex) and
  * a background thread writes the changed ones, plus app passwords' "last
  * used", every flush_interval seconds in one SQLite transaction (WAL), so
@@ -34,6 +42,11 @@ struct quota_limits {
 	int	 hold_after;		/* quota hits a day before a hold; 0 = never */
 };
 
+struct quota_bounce_limits {
+	int	 hold_after;		/* bounces in a window before a hold; 0 = never */
+	int	 window;		/* seconds (at least 1) */
+};
+
 enum quota_verdict {
 	QUOTA_OK = 0,
 	QUOTA_DAILY = 1,	/* 550 5.4.5 */
@@ -54,10 +67,20 @@ enum quota_verdict quota_check_mail(struct quota *q, const char *name,
 /* May name's message have ntx recipients (this RCPT included)? */
 enum quota_verdict quota_check_rcpt(struct quota *q, const char *name,
 	    const struct quota_limits *lim, int ntx, time_t now);
-/* A message with nrcpts recipients goes out (DATA/BDAT accepted). */
+/* A message with nrcpts recipients was accepted (queued after the end of
+ * DATA/BDAT); a message refused there does not count. */
 void	quota_count(struct quota *q, const char *name, int nrcpts,
 	    time_t now);
-/* The account's users.held as read at AUTH (a release clears the hits). */
+/* A recipient of name's message failed permanently (a hard bounce).
+ * Returns 1 when this bounce put name on hold, else 0.  Trusted
+ * networks ("net:...") are never held. */
+int	quota_bounce(struct quota *q, const char *name,
+	    const struct quota_bounce_limits *lim, time_t now);
+/* Bounces counted for name in its current window (0 when it is over). */
+int	quota_bounces(struct quota *q, const char *name,
+	    const struct quota_bounce_limits *lim, time_t now);
+/* The account's users.held as read at AUTH (a release clears the hits
+ * and the bounce count). */
 void	quota_set_held(struct quota *q, const char *name, int held);
 /* Today's numbers for name (zeros when none). */
 void	quota_usage(struct quota *q, const char *name, time_t now,

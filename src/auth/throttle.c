@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/throttle.h"
 #include "util/log.h"
@@ -35,6 +36,16 @@ struct throttle {
 	struct thr_rec	*b[THR_BUCKETS];
 	size_t		 n, max;
 	time_t		 oom_logged;
+	/* failures per minute over the last hour (outpost status) */
+	unsigned long	 per_min[60];
+	time_t		 per_min_at[60];	/* which minute each slot holds */
+	/* the last failures, for the account page (throttle_recent_for) */
+	struct {
+		time_t	 when;
+		char	 account[256];
+		char	 addr[64];
+	}		 recent[THROTTLE_RECENT];
+	size_t		 recent_next;
 };
 
 struct throttle *
@@ -244,6 +255,24 @@ throttle_fail(struct throttle *t, const char *account, const char *addr,
 	if (window < 1)
 		window = 1;
 	pthread_mutex_lock(&t->mu);
+	{
+		size_t slot = (size_t)((now / 60) % 60);
+
+		if (t->per_min_at[slot] != now / 60) {
+			t->per_min_at[slot] = now / 60;
+			t->per_min[slot] = 0;
+		}
+		t->per_min[slot]++;
+	}
+	if (*account != '\0') {
+		size_t r = t->recent_next++ % THROTTLE_RECENT;
+
+		t->recent[r].when = now;
+		snprintf(t->recent[r].account, sizeof(t->recent[r].account),
+		    "%s", account);
+		snprintf(t->recent[r].addr, sizeof(t->recent[r].addr), "%s",
+		    addr);
+	}
 	mkkey(key, sizeof(key), 'a', NULL, addr);
 	n = bump(t, key, window, now);
 	if (*account != '\0') {
@@ -280,6 +309,46 @@ throttle_success(struct throttle *t, const char *account, const char *addr,
 	if ((r = thr_find(t, key, now)) != NULL)
 		r->expires = now;	/* cleared; swept lazily */
 	pthread_mutex_unlock(&t->mu);
+}
+
+unsigned long
+throttle_recent_failures(struct throttle *t, int secs, time_t now)
+{
+	unsigned long sum = 0;
+	time_t from;
+	int i;
+
+	if (secs > 3600)
+		secs = 3600;
+	from = (now - secs) / 60;
+	pthread_mutex_lock(&t->mu);
+	for (i = 0; i < 60; i++)
+		if (t->per_min_at[i] >= from && t->per_min_at[i] <= now / 60)
+			sum += t->per_min[i];
+	pthread_mutex_unlock(&t->mu);
+	return sum;
+}
+
+size_t
+throttle_recent_for(struct throttle *t, const char *account,
+    struct throttle_event *out, size_t max)
+{
+	size_t i, n = 0, idx, total;
+
+	pthread_mutex_lock(&t->mu);
+	total = t->recent_next < THROTTLE_RECENT ? t->recent_next :
+	    THROTTLE_RECENT;
+	for (i = 0; i < total && n < max; i++) {
+		idx = (t->recent_next - 1 - i) % THROTTLE_RECENT;
+		if (strcasecmp(t->recent[idx].account, account) != 0)
+			continue;
+		out[n].when = t->recent[idx].when;
+		snprintf(out[n].addr, sizeof(out[n].addr), "%s",
+		    t->recent[idx].addr);
+		n++;
+	}
+	pthread_mutex_unlock(&t->mu);
+	return n;
 }
 
 size_t

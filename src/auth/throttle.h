@@ -48,4 +48,22 @@ void	throttle_success(struct throttle *t, const char *account,
 	    const char *addr, time_t now);
 size_t	throttle_size(struct throttle *t);
 
+/* The last THROTTLE_RECENT failures (any account) are kept in a ring so
+ * the account page can show a person the failed logins against their
+ * account (time and client address). */
+#define THROTTLE_RECENT		256
+struct throttle_event {
+	time_t	 when;
+	char	 addr[64];
+};
+/* Copies the newest (at most max) failures recorded against account
+ * (compared case-insensitively) into out, newest first.  Returns the
+ * count. */
+size_t	throttle_recent_for(struct throttle *t, const char *account,
+	    struct throttle_event *out, size_t max);
+/* Failed logins recorded in the last secs seconds (at most an hour; per
+ * minute, so a little more may count), for `outpost status`. */
+unsigned long throttle_recent_failures(struct throttle *t, int secs,
+	    time_t now);
+
 #endif

@@ -50,7 +50,9 @@ acct_free(struct acct *a)
 	char	**strs[] = { &a->name, &a->host, &a->user, &a->password_file,
 		    &a->password_command, &a->oauth2_token_command,
 		    &a->ca_file, &a->tls_servername, &a->from, &a->provider,
-		    &a->helo, &a->qualify_domain };
+		    &a->helo, &a->qualify_domain, &a->oauth2_token_endpoint,
+		    &a->oauth2_auth_endpoint, &a->oauth2_scope, &a->client_id,
+		    &a->client_secret_file, &a->refresh_token_file };
 	size_t	 i;
 
 	for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -141,6 +143,17 @@ acct_finish(struct acct *a, char *err, size_t errlen)
 			a->port = p->port;
 		if (a->tls == ACCT_TLS_UNSET)
 			a->tls = p->tls;
+		/* Google's OAuth2 endpoints and the SMTP scope */
+		if (a->auth_oauth2 && strcasecmp(p->host, "smtp.gmail.com") ==
+		    0 && ((a->oauth2_token_endpoint == NULL && acct_set(
+		    &a->oauth2_token_endpoint,
+		    "https://oauth2.googleapis.com/token") == -1) ||
+		    (a->oauth2_auth_endpoint == NULL && acct_set(
+		    &a->oauth2_auth_endpoint,
+		    "https://accounts.google.com/o/oauth2/v2/auth") == -1) ||
+		    (a->oauth2_scope == NULL && acct_set(&a->oauth2_scope,
+		    "https://mail.google.com/") == -1)))
+			goto nomem;
 	}
 	if (a->host == NULL || *a->host == '\0') {
 		snprintf(err, errlen, "no server: give --host (or host = / "
@@ -256,6 +269,27 @@ acct_apply(struct acct *a, const char *k, const char *v, char *err,
 		rc = acct_set(&a->password_command, v);
 	else if (strcmp(k, "oauth2_token_command") == 0)
 		rc = acct_set(&a->oauth2_token_command, v);
+	else if (strcmp(k, "auth") == 0) {
+		if (strcasecmp(v, "oauth2") == 0)
+			a->auth_oauth2 = 1;
+		else if (strcasecmp(v, "password") == 0)
+			a->auth_oauth2 = 0;
+		else {
+			snprintf(err, errlen, "auth must be password or oauth2");
+			return -1;
+		}
+	} else if (strcmp(k, "oauth2_token_endpoint") == 0)
+		rc = acct_set(&a->oauth2_token_endpoint, v);
+	else if (strcmp(k, "oauth2_auth_endpoint") == 0)
+		rc = acct_set(&a->oauth2_auth_endpoint, v);
+	else if (strcmp(k, "oauth2_scope") == 0)
+		rc = acct_set(&a->oauth2_scope, v);
+	else if (strcmp(k, "client_id") == 0)
+		rc = acct_set(&a->client_id, v);
+	else if (strcmp(k, "client_secret_file") == 0)
+		rc = set_path(&a->client_secret_file, v);
+	else if (strcmp(k, "refresh_token_file") == 0)
+		rc = set_path(&a->refresh_token_file, v);
 	else if (strcmp(k, "ca_file") == 0)
 		rc = set_path(&a->ca_file, v);
 	else if (strcmp(k, "tls_servername") == 0)

@@ -25,7 +25,10 @@
  * Keys per account: host, port, tls, user, password_file,
  * password_command, oauth2_token_command, ca_file, tls_servername, from,
  * provider, helo, qualify_domain, insecure_plaintext (yes/no; needed for
- * tls = none), tls_verify (yes/no, default yes).  A password itself is
+ * tls = none), tls_verify (yes/no, default yes); auth = oauth2 with
+ * oauth2_token_command, or oauth2_token_endpoint, oauth2_auth_endpoint,
+ * oauth2_scope, client_id, client_secret_file, refresh_token_file (the
+ * gmail preset fills the endpoints and scope).  A password itself is
  * never stored in this file.  Unknown keys and sections that repeat are
  * errors with FILE:LINE, like outpost.conf.
  *
@@ -69,6 +72,14 @@ struct acct {
 	char	*provider;
 	char	*helo;
 	char	*qualify_domain;
+	/* auth = oauth2: the built-in refresh-token grant (cli/oauth2.c) */
+	int	 auth_oauth2;
+	char	*oauth2_token_endpoint;
+	char	*oauth2_auth_endpoint;
+	char	*oauth2_scope;
+	char	*client_id;
+	char	*client_secret_file;
+	char	*refresh_token_file;
 };
 
 struct acct_provider {

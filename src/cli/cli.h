@@ -26,10 +26,14 @@ int	cli_send(int argc, char **argv, const struct config *cfg);
 int	cli_outbox(int argc, char **argv, const struct config *cfg);
 int	cli_sendmail(int argc, char **argv, const struct config *cfg);
 int	cli_doctor(int argc, char **argv, const struct config *cfg);
+/* oauth2.c: outpost oauth2 authorize -a ACCOUNT */
+int	cli_oauth2(int argc, char **argv, const struct config *cfg);
 /* security.c */
 int	cli_apppass(int argc, char **argv, const struct config *cfg);
 int	cli_user_2fa(int argc, char **argv, const struct config *cfg);
 int	cli_user_alias(int argc, char **argv, const struct config *cfg);
+/* webadmin.c: user admin EMAIL on|off */
+int	cli_user_admin(int argc, char **argv, const struct config *cfg);
 /* what: "disable", "enable" or "release"; addr normalised */
 int	cli_user_status(const struct config *cfg, const char *addr,
 	    const char *what);

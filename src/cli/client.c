@@ -18,12 +18,15 @@
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <event2/event.h>
 
 #include "cli/client.h"
+#include "cli/oauth2.h"
 #include "tls/tls.h"
+#include "util/config.h"
 #include "util/log.h"
 
 static void
@@ -272,6 +275,10 @@ cli_secret(const struct acct *a, char *buf, size_t len, int *is_token,
 		return secret_command(a->oauth2_token_command, buf, len, err,
 		    errlen);
 	}
+	if (a->auth_oauth2) {	/* built in: the refresh-token grant */
+		*is_token = 1;
+		return cli_oauth2_token(a, buf, len, err, errlen);
+	}
 	if (a->password_command != NULL)
 		return secret_command(a->password_command, buf, len, err,
 		    errlen);
@@ -342,12 +349,19 @@ cli_report(const char *prefix, const struct acct *a,
 	char	 buf[SMTPC_TEXT_MAX + 64];
 
 	smtpc_status_format(st, buf, sizeof(buf));
-	if (st->err == SMTPC_E_REPLY || st->code > 0)
+	if (a->port == 0)	/* the local socket: a path, no port */
+		fprintf(stderr, "outpost: %s: %s%s%s: %s\n", prefix, a->host,
+		    st->err == SMTPC_E_REPLY || st->code > 0 ? " said at " :
+		    "", st->err == SMTPC_E_REPLY || st->code > 0 ?
+		    smtpc_step_name(st->step) : "", buf);
+	else if (st->err == SMTPC_E_REPLY || st->code > 0)
 		fprintf(stderr, "outpost: %s: %s:%d said at %s: %s\n", prefix,
 		    a->host, a->port, smtpc_step_name(st->step), buf);
 	else
 		fprintf(stderr, "outpost: %s: %s:%d: %s\n", prefix, a->host,
 		    a->port, buf);
+	if (a->port == 0)
+		return;
 	if (st->code == 535)
 		fprintf(stderr, "outpost: hint: the user name is the full "
 		    "address and the password is wrong, or the account has "
@@ -371,6 +385,87 @@ cli_report(const char *prefix, const struct acct *a,
 }
 
 int
+cli_local_socket(const char *conf, char *path, size_t pathlen, char *domain,
+    size_t domainlen, char *err, size_t errlen)
+{
+	struct config	 cfg;
+	const char	*env = getenv("OUTPOST_CONFIG");
+	char		 lerr[1024];
+	int		 rc = 0;
+
+	if (conf == NULL)
+		conf = env != NULL && *env != '\0' ? env : CLI_SYSTEM_CONF;
+	/* no daemon configured here, or not for us to read */
+	if (access(conf, R_OK) != 0)
+		return 0;
+	if (config_load(&cfg, conf, lerr, sizeof(lerr)) == -1) {
+		snprintf(err, errlen, "%s", lerr);
+		return -1;
+	}
+	if (cfg.local_socket != NULL) {
+		if (snprintf(path, pathlen, "%s", cfg.local_socket) >=
+		    (int)pathlen || snprintf(domain, domainlen, "%s",
+		    cfg.local_qualify_domain != NULL ?
+		    cfg.local_qualify_domain : cfg.domain) >= (int)domainlen) {
+			snprintf(err, errlen, "%s: [local] socket or domain too "
+			    "long", conf);
+			rc = -1;
+		} else
+			rc = 1;
+	}
+	config_free(&cfg);
+	return rc;
+}
+
+/* Submission over the local outpostd's unix socket: no TLS, no AUTH. */
+static int
+submit_local(struct cli_submit *req, struct smtpc_status *st,
+    int *session_level)
+{
+	struct sockaddr_un	 sun;
+	struct cli_conn		 c;
+	struct cli_conn_opts	 o;
+	struct smtpc_msg	 m;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s",
+	    req->local_socket) >= (int)sizeof(sun.sun_path)) {
+		snprintf(st->text, sizeof(st->text), "socket path too long: %s",
+		    req->local_socket);
+		st->result = SMTPC_PERMFAIL;
+		return EX_CONFIG;
+	}
+	memset(&o, 0, sizeof(o));
+	o.tls = ACCT_TLS_NONE;
+	o.verify = SMTPC_VERIFY_NONE;
+	o.connect_timeout = req->connect_timeout > 0 ? req->connect_timeout :
+	    10;
+	o.timeout = req->timeout;
+	if (cli_conn_open(&c, &o, (struct sockaddr *)&sun, sizeof(sun)) !=
+	    SMTPC_OK) {
+		*st = c.st;
+		cli_conn_close(&c);
+		return cli_exit_code(st);
+	}
+	if (req->verbose)
+		fprintf(stderr, "outpost: connected to the local server at %s\n",
+		    req->local_socket);
+	memset(&m, 0, sizeof(m));
+	m.from = req->from;
+	m.rcpts = req->rcpts;
+	m.nrcpts = req->nrcpts;
+	m.body = req->body;
+	m.body_8bit = 1;
+	cli_conn_send(&c, &m);
+	*st = c.st;
+	*session_level = !(st->err == SMTPC_E_REPLY || st->err ==
+	    SMTPC_E_SIZE || st->err == SMTPC_E_NONE);
+	cli_conn_close(&c);
+	return cli_exit_code(st);
+}
+
+int
 cli_submit_run(struct cli_submit *req, struct smtpc_status *st,
     int *session_level)
 {
@@ -386,6 +481,8 @@ cli_submit_run(struct cli_submit *req, struct smtpc_status *st,
 	memset(st, 0, sizeof(*st));
 	st->result = SMTPC_TEMPFAIL;
 	st->err = SMTPC_E_LOCAL;
+	if (req->local_socket != NULL)
+		return submit_local(req, st, session_level);
 
 	have_secret = cli_secret(a, secret, sizeof(secret), &is_token, err,
 	    sizeof(err));

@@ -92,9 +92,24 @@ struct cli_submit {
 	int			 connect_timeout;
 	int			 timeout;
 	int			 verbose;	/* progress lines on stderr */
+	/* set: submit over this unix socket (the local outpostd's [local]
+	 * listener) instead of a->host: no TLS, no AUTH — the daemon knows
+	 * us by our uid */
+	const char		*local_socket;
 };
 int	cli_submit_run(struct cli_submit *req, struct smtpc_status *st,
 	    int *session_level);
+
+/*
+ * The local outpostd's [local] socket, from its configuration: conf, else
+ * $OUTPOST_CONFIG, else /etc/outpost/outpost.conf.  Returns 1 with the
+ * socket path and the domain local users send as (LOGIN@domain), 0 when
+ * there is no readable configuration or it has no [local] socket, -1 when
+ * the configuration is broken (message in err).
+ */
+#define CLI_SYSTEM_CONF	"/etc/outpost/outpost.conf"
+int	cli_local_socket(const char *conf, char *path, size_t pathlen,
+	    char *domain, size_t domainlen, char *err, size_t errlen);
 
 /* The sysexits code for a status. */
 int	cli_exit_code(const struct smtpc_status *st);

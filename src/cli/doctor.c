@@ -37,6 +37,7 @@
 #include "cli/accounts_file.h"
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/oauth2.h"
 #include "tls/tls.h"
 
 #define DOC_MAX_ADDRS	6
@@ -343,8 +344,17 @@ doc_auth(struct doctor *d, struct cli_conn *c, const struct acct *a)
 		return;
 	}
 	cli_conn_auth(c, a->user, secret, is_token);
-	explicit_bzero(secret, sizeof(secret));
 	smtpc_status_format(&c->st, line, sizeof(line));
+	if (is_token && c->st.result != SMTPC_OK && c->st.code == 535) {
+		/* OAuth2: the server's JSON and the token's claims say why */
+		cli_oauth2_diagnose(secret, a->user, line, err, sizeof(err));
+		explicit_bzero(secret, sizeof(secret));
+		doc_step(d, "auth", "FAIL", err, "get a valid token for this "
+		    "account (outpost oauth2 authorize -a ACCOUNT, or fix "
+		    "oauth2_token_command)", "server said: %s", line);
+		return;
+	}
+	explicit_bzero(secret, sizeof(secret));
 	if (c->st.result == SMTPC_OK)
 		doc_step(d, "auth", "ok", NULL, NULL, "logged in as %s "
 		    "(nothing was sent)", a->user);

@@ -50,6 +50,7 @@
 #define INIT_DEFAULT_DOMAIN	"example.test"
 #define INIT_SUBMISSION		"127.0.0.1:2587"
 #define INIT_SUBMISSIONS	"127.0.0.1:2465"
+#define INIT_ACCOUNT_PAGE	"127.0.0.1:2443"
 #define INIT_NAME_MAX		254
 #define INIT_UNDO_MAX		24
 #define INIT_TXT_MAX		2048
@@ -466,13 +467,52 @@ fail:
  * are commented out with their defaults so the file doubles as a
  * reference.  Returns a malloc'd string or NULL.
  */
+/*
+ * The [local] socket block: on, as run/outpost.sock, unless that path
+ * would not fit a unix socket address (107 bytes), then shown commented
+ * out with the reason.  Every "# key = value" line in it is a valid
+ * value (init_test uncomments them all).
+ */
+static const char *
+init_local_block(const struct init_opts *o, char *buf, size_t len)
+{
+	char	*cwd = NULL;
+	size_t	 n;
+	int	 fits;
+
+	n = strlen(o->dir) + strlen("/run/outpost.sock");
+	if (o->dir[0] != '/') {
+		if ((cwd = getcwd(NULL, 0)) == NULL)
+			n = SIZE_MAX / 2;
+		else
+			n += strlen(cwd) + 1;
+		free(cwd);
+	}
+	fits = n <= 107;
+	snprintf(buf, len,
+"# Local submission for `outpost sendmail` without an accounts file (user\n"
+"# crontabs, PHP as www-data): a unix socket anyone on this machine may\n"
+"# use (mode 0666).  The caller's uid is its identity: it sends as\n"
+"# LOGIN@qualify_domain (default: the [server] domain) and as nothing\n"
+"# else; root may send as anyone.  In production put the socket in a\n"
+"# directory of its own, e.g. /run/outpost/outpost.sock.%s\n"
+"%s[local]\n"
+"%ssocket = %s\n"
+"# qualify_domain = %s\n"
+"\n", fits ? "  Remove the\n# section to turn it off." :
+	    "\n# Off: DIR/run/outpost.sock is too long for a unix socket.",
+	    fits ? "" : "# ", fits ? "" : "# ",
+	    fits ? "run/outpost.sock" : "/run/outpost/outpost.sock", o->domain);
+	return buf;
+}
+
 static char *
 init_conf_text(const struct init_opts *o)
 {
 	char		*text = NULL;
 	size_t		 len = 0;
 	FILE		*fp;
-	char		 date[32];
+	char		 date[32], local[1024];
 	time_t		 now = time(NULL);
 	struct tm	 tm;
 
@@ -519,6 +559,15 @@ init_conf_text(const struct init_opts *o)
 "[listener submissions]\n"
 "listen = %s\n"
 "tls = implicit\n"
+"\n"
+"%s"
+"# The account page (HTTPS, same certificate): people sign in, turn on\n"
+"# 2-Step Verification and make their own app passwords.  Delete the\n"
+"# section to turn it off.\n"
+"[account_page]\n"
+"listen = " INIT_ACCOUNT_PAGE "\n"
+"# session_idle = 15m\n"
+"# session_lifetime = 8h\n"
 "\n"
 "[tls]\n"
 "# Certificate chain (PEM, server certificate first) and its key.  Made\n"
@@ -605,7 +654,8 @@ init_conf_text(const struct init_opts *o)
 "level = info\n"
 "# syslog = no\n",
 	    date, o->hostname, o->domain, o->domain, o->hostname,
-	    o->submission, o->submissions, o->domain,
+	    o->submission, o->submissions,
+	    init_local_block(o, local, sizeof(local)), o->domain,
 	    o->domain, INIT_SELECTOR_ED, INIT_SELECTOR_RSA, o->domain,
 	    INIT_SELECTOR, INIT_SELECTOR, INIT_SELECTOR);
 	if (ferror(fp)) {
@@ -747,7 +797,9 @@ init_report(const struct init_opts *o, const struct init_keys *k)
 	printf("  %s/data/dkim/%s/%s.ed25519.key, %s.rsa.key  DKIM keys\n\n",
 	    d, o->domain, INIT_SELECTOR_ED, INIT_SELECTOR_RSA);
 	printf("Listeners: %s (STARTTLS, like port 587), %s (implicit TLS, "
-	    "like port 465).\n\n", o->submission, o->submissions);
+	    "like port 465).\n", o->submission, o->submissions);
+	printf("Account page (sign in, 2FA, app passwords): https://"
+	    INIT_ACCOUNT_PAGE "/\n\n");
 	printf("Clients verify the server with: %s/tls/ca.crt\n"
 	    "  (e.g. msmtp tls_trust_file, Python "
 	    "ssl.create_default_context(cafile=...))\n\n", d);

@@ -232,6 +232,14 @@ test_init_writes_working_setup(void **state)
 	assert_string_equal(cfg.listeners[1].name, "submissions");
 	assert_string_equal(cfg.listeners[1].listen, "127.0.0.1:2465");
 	assert_int_equal(cfg.listeners[1].tls, LISTENER_TLS_IMPLICIT);
+	/* the account page is on in the local setup */
+	assert_non_null(cfg.web_listen);
+	assert_string_equal(cfg.web_listen, "127.0.0.1:2443");
+	/* and so is the local submission socket, inside the setup */
+	assert_non_null(cfg.local_socket);
+	path_of(path, sizeof(path), sub, "run/outpost.sock");
+	assert_string_equal(cfg.local_socket, path);
+	assert_null(cfg.local_qualify_domain);
 	assert_int_equal(cfg.log_level, LOGL_INFO);
 	assert_non_null(strstr(cfg.tls_cert, "/tls/server.crt"));
 

@@ -164,6 +164,46 @@ field_is(const char *line, size_t len, const char *name)
 	return len > n && strncasecmp(line, name, n) == 0 && line[n] == ':';
 }
 
+/*
+ * "To: root" or "From: alice (Cron Daemon)" (unfolded field, flen
+ * octets): writes "To: root@QUALIFY" (comment kept) into out and returns
+ * its length; 0 when the field is not an address field holding one bare
+ * name (lists, groups, quoted or bracketed forms are left alone).
+ */
+static size_t
+qualify_field(const char *field, size_t flen, const char *qualify, char *out,
+    size_t outlen)
+{
+	static const char *const names[] = { "From", "To", "Cc", "Reply-To",
+	    "Sender" };
+	const char	*c, *w, *we, *rest;
+	size_t		 i;
+	int		 n;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (field_is(field, flen, names[i]))
+			break;
+	if (i == sizeof(names) / sizeof(names[0]))
+		return 0;
+	c = strchr(field, ':') + 1;
+	for (w = c; *w == ' ' || *w == '\t'; w++)
+		;
+	for (we = w; *we != '\0' && strchr(" \t(@<>,;:\"\\[]", *we) == NULL;
+	    we++)
+		;
+	if (we == w || we - w > MSG_ADDR_MAX)
+		return 0;
+	for (rest = we; *rest == ' ' || *rest == '\t'; rest++)
+		;
+	/* only a comment may follow, closed at the very end */
+	if (*rest != '\0' && (*rest != '(' || field[flen - 1] != ')' ||
+	    memchr(rest, '@', flen - (size_t)(rest - field)) != NULL))
+		return 0;
+	n = snprintf(out, outlen, "%.*s %.*s@%s%s%s\n", (int)(c - field),
+	    field, (int)(we - w), w, qualify, *rest != '\0' ? " " : "", rest);
+	return n > 0 && (size_t)n < outlen ? (size_t)n : 0;
+}
+
 static int
 write_all(int fd, const char *p, size_t n)
 {
@@ -209,7 +249,8 @@ msg_copy(FILE *in, int outfd, const struct msg_opts *o,
 	uint64_t	 total = 0;
 	time_t		 now;
 	struct tm	 tm;
-	char		 date[64];
+	char		 date[64], qbuf[2048];
+	size_t		 ql;
 
 	*size = 0;
 	/* 1. the header, into memory */
@@ -313,6 +354,13 @@ msg_copy(FILE *in, int outfd, const struct msg_opts *o,
 			}
 			if (bcc)
 				continue;	/* never sent */
+			if (o->qualify != NULL && (ql = qualify_field(field,
+			    flen, o->qualify, qbuf, sizeof(qbuf))) > 0) {
+				if (write_all(outfd, qbuf, ql) == -1)
+					goto ioerr;
+				total += ql;
+				continue;
+			}
 			if (write_all(outfd, hdr + fs, fe - fs) == -1)
 				goto ioerr;
 			total += fe - fs;

@@ -30,6 +30,10 @@ struct msg_opts {
 	const char	*msgid_domain;	/* for Message-ID when missing */
 	/* extra headers to put first (built messages), or NULL */
 	const char	*prepend;
+	/* set: a From/To/Cc/Reply-To/Sender field holding one bare name
+	 * ("root", "alice (Cron Daemon)") becomes NAME@qualify, as a
+	 * sendmail does; other fields are left alone */
+	const char	*qualify;
 };
 
 /* Copies in to out with the header changes above.  Collected addresses

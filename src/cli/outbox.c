@@ -279,7 +279,7 @@ out:
  * 0 when it waits, -1 on a local error. */
 static int
 outbox_try(const char *dir, const char *id, const char *accounts_path,
-    int quiet)
+    const char *conf, int quiet)
 {
 	struct outbox_env	 e;
 	struct acct		 a;
@@ -289,9 +289,11 @@ outbox_try(const char *dir, const char *id, const char *accounts_path,
 	struct msg_rcpts	 left = { NULL, 0 };
 	char			 path[PATH_MAX], eml[PATH_MAX], err[512];
 	char			 why[SMTPC_TEXT_MAX + 64];
+	char			 lsock[256], ldomain[256];
 	struct stat		 sb;
 	size_t			 i;
 	int			 fd = -1, rc = 0, session, lrc, nperm = 0;
+	int			 local;
 
 	snprintf(path, sizeof(path), "%s/%s.env", dir, id);
 	snprintf(eml, sizeof(eml), "%s/%s.eml", dir, id);
@@ -303,15 +305,33 @@ outbox_try(const char *dir, const char *id, const char *accounts_path,
 		return 1;
 	}
 	acct_init(&a);
-	lrc = acct_file_load(accounts_path, e.account != NULL &&
-	    *e.account != '\0' ? e.account : NULL, &a, err, sizeof(err));
-	if (lrc == 1)
-		snprintf(err, sizeof(err), "no accounts file %s",
-		    accounts_path);
-	if (lrc != 0 || acct_finish(&a, err, sizeof(err)) == -1) {
-		fprintf(stderr, "outpost: outbox: %s: %s\n", id, err);
-		rc = 0;
-		goto out;
+	local = e.account != NULL && strcmp(e.account, OUTBOX_LOCAL) == 0;
+	if (local) {
+		/* for the local outpostd: its socket, when it is there */
+		lrc = cli_local_socket(conf, lsock, sizeof(lsock), ldomain,
+		    sizeof(ldomain), err, sizeof(err));
+		if (lrc == 0)
+			snprintf(err, sizeof(err), "no local outpostd socket "
+			    "configured ([local] socket)");
+		if (lrc != 1 || acct_set(&a.host, lsock) == -1) {
+			fprintf(stderr, "outpost: outbox: %s: %s\n", id, err);
+			rc = 0;
+			goto out;
+		}
+		a.port = 0;
+		a.tls = ACCT_TLS_NONE;
+	} else {
+		lrc = acct_file_load(accounts_path, e.account != NULL &&
+		    *e.account != '\0' ? e.account : NULL, &a, err,
+		    sizeof(err));
+		if (lrc == 1)
+			snprintf(err, sizeof(err), "no accounts file %s",
+			    accounts_path);
+		if (lrc != 0 || acct_finish(&a, err, sizeof(err)) == -1) {
+			fprintf(stderr, "outpost: outbox: %s: %s\n", id, err);
+			rc = 0;
+			goto out;
+		}
 	}
 	if ((fd = open(eml, O_RDONLY | O_CLOEXEC)) == -1 ||
 	    fstat(fd, &sb) == -1) {
@@ -338,6 +358,7 @@ outbox_try(const char *dir, const char *id, const char *accounts_path,
 	req.body.size = (uint64_t)sb.st_size;
 	req.timeout = 60;
 	req.connect_timeout = 15;
+	req.local_socket = local ? lsock : NULL;
 	cli_submit_run(&req, &st, &session);
 	smtpc_status_format(&st, why, sizeof(why));
 
@@ -451,6 +472,12 @@ ids_free(char **ids, size_t n)
 int
 outbox_flush(const char *accounts_path, int quiet)
 {
+	return outbox_flush_conf(accounts_path, NULL, quiet);
+}
+
+int
+outbox_flush_conf(const char *accounts_path, const char *conf, int quiet)
+{
 	char	 dir[PATH_MAX / 2], lock[PATH_MAX], **ids;
 	size_t	 n, i;
 	int	 fd, waiting = 0, r;
@@ -472,7 +499,7 @@ outbox_flush(const char *accounts_path, int quiet)
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
-		r = outbox_try(dir, ids[i], accounts_path, quiet);
+		r = outbox_try(dir, ids[i], accounts_path, conf, quiet);
 		if (r == 0)
 			waiting++;
 		else if (r == -1)
@@ -517,7 +544,7 @@ outbox_show(const char *dir, const char *id, const char *suffix)
 
 static const char outbox_usage[] =
     "usage: outpost outbox list\n"
-    "       outpost outbox flush [-q] [--accounts FILE]\n";
+    "       outpost outbox flush [-q] [--accounts FILE] [-C OUTPOST.CONF]\n";
 
 int
 cli_outbox(int argc, char **argv, const struct config *cfg)
@@ -525,7 +552,7 @@ cli_outbox(int argc, char **argv, const struct config *cfg)
 	char	 dir[PATH_MAX / 2], apath[PATH_MAX], **ids;
 	size_t	 n, i;
 	int	 quiet = 0, w;
-	const char *accounts = NULL;
+	const char *accounts = NULL, *conf = NULL;
 
 	(void)cfg;
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
@@ -538,6 +565,9 @@ cli_outbox(int argc, char **argv, const struct config *cfg)
 		else if (strcmp(argv[i], "--accounts") == 0 &&
 		    i + 1 < (size_t)argc)
 			accounts = argv[++i];
+		else if ((strcmp(argv[i], "-C") == 0 ||
+		    strcmp(argv[i], "--config") == 0) && i + 1 < (size_t)argc)
+			conf = argv[++i];	/* for the [local] socket */
 		else {
 			fputs(outbox_usage, stderr);
 			return EX_USAGE;
@@ -566,14 +596,12 @@ cli_outbox(int argc, char **argv, const struct config *cfg)
 	}
 	if (strcmp(argv[1], "flush") == 0) {
 		if (accounts == NULL) {
-			if (acct_file_path(apath, sizeof(apath)) == -1) {
-				fprintf(stderr, "outpost: no accounts file "
-				    "(set HOME or XDG_CONFIG_HOME)\n");
-				return EX_CONFIG;
-			}
+			/* without one, only the local socket's entries go */
+			if (acct_file_path(apath, sizeof(apath)) == -1)
+				apath[0] = '\0';
 			accounts = apath;
 		}
-		w = outbox_flush(accounts, quiet);
+		w = outbox_flush_conf(accounts, conf, quiet);
 		if (w < 0)
 			goto ioerr;
 		if (!quiet)

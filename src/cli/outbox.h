@@ -41,10 +41,18 @@ int	outbox_commit(struct outbox_tmp *t, const char *account,
 /* Removes the temporary file and closes it. */
 void	outbox_tmp_discard(struct outbox_tmp *t);
 
+/* The account name of entries for the local outpostd's [local] socket
+ * (sendmail without an accounts file); never a valid account name. */
+#define OUTBOX_LOCAL	"@local"
+
 /* Tries every entry once.  accounts_path: the accounts file.  Returns the
  * number of entries still waiting, or -1 on a local error; quiet: print
- * only failures. */
+ * only failures.  OUTBOX_LOCAL entries go to the [local] socket of the
+ * configuration conf (NULL: $OUTPOST_CONFIG, else the system one, see
+ * cli_local_socket()) and wait while it is missing or refuses. */
 int	outbox_flush(const char *accounts_path, int quiet);
+int	outbox_flush_conf(const char *accounts_path, const char *conf,
+	    int quiet);
 
 /* `outpost outbox list|flush`. */
 int	cli_outbox(int argc, char **argv, const struct config *cfg);

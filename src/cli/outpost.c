@@ -54,6 +54,8 @@ static const struct outpost_cmd {
 	    "sendmail(8)-compatible submission: [-t] [-i] [-f FROM] [RCPT...]" },
 	{ "doctor", 0, cli_doctor,
 	    "diagnose a server step by step: HOST[:PORT]" },
+	{ "oauth2", 0, cli_oauth2,
+	    "OAuth2 for an account: authorize -a ACCOUNT (PKCE, loopback redirect)" },
 	{ "dkim", 1, cli_dkim,
 	    "DKIM keys and DNS records: keygen DOMAIN|list|show DOMAIN" },
 };

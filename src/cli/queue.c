@@ -740,6 +740,9 @@ cli_status(int argc, char **argv, const struct config *cfg)
 		    (long long)jint(res, "bounced"),
 		    (long long)jint(res, "deferrals"),
 		    (long long)jint(res, "notifications"));
+		if (json_object_get(res, "auth_failures_1h") != NULL)
+			printf("auth failures: %lld in the last hour\n",
+			    (long long)jint(res, "auth_failures_1h"));
 		d = json_object_get(res, "destinations");
 		if (json_array_size(d) > 0)
 			printf("destinations:\n");

@@ -19,6 +19,15 @@
  * Bare recipients ("root") get "@" + qualify_domain (the account's, the
  * file's top-level one, else the sender's domain).  Without -i, a line
  * holding a single "." ends the message.  Owns nothing beyond the call.
+ *
+ * Without an accounts file (user crontabs, PHP as www-data), the message
+ * goes to the local outpostd over its [local] unix socket, named in the
+ * system configuration (-C FILE, $OUTPOST_CONFIG, else
+ * /etc/outpost/outpost.conf).  The daemon knows the caller by its uid
+ * (SO_PEERCRED) and lets it send only as LOGIN@domain (root: as anyone),
+ * so the sender is that address.  When the daemon is down the message
+ * waits in the outbox as account "@local" (OUTBOX_LOCAL) and goes to the
+ * socket on the next flush.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -41,7 +50,7 @@
 static const char sm_with_arg[] = "fFrBNRVaLhOXCp";
 
 static const char sendmail_usage[] =
-"usage: sendmail [-t] [-i] [-f FROM] [-F NAME] [-a ACCOUNT] [RCPT...]\n"
+"usage: sendmail [-t] [-i] [-f FROM] [-F NAME] [-a ACCOUNT] [-C CONF] [RCPT...]\n"
 "       sendmail -bp        (list the outbox)\n"
 "       sendmail -q         (send what waits in the outbox)\n";
 
@@ -68,9 +77,12 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 	struct smtpc_status	 st;
 	struct smtpc_rcpt	*r = NULL;
 	struct stat		 sb;
-	char			 apath[4096], err[1024], fromhdr[600];
-	char			 envfrom[300], why[SMTPC_TEXT_MAX + 64];
+	char			 apath[4096], err[1024], fromhdr[1200];
+	char			 envfrom[600], why[SMTPC_TEXT_MAX + 64];
 	const char		*from = NULL, *fullname = NULL, *account = NULL;
+	const char		*conf = NULL, *outbox_account;
+	char			 lsock[256], ldomain[256];
+	int			 local = 0;
 	const char		*qualify, *opt, *val;
 	uint64_t		 size;
 	size_t			 i;
@@ -119,7 +131,7 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 			else if (opt[1] == 'a')
 				account = val;
 			else if (opt[1] == 'C')
-				acct_set(&a.name, val);	/* accounts file */
+				conf = val;	/* sendmail's -C: outpost.conf */
 			continue;
 		}
 		switch (opt[1]) {
@@ -162,15 +174,8 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 	}
 	if (verbose)
 		log_set_level(LOGL_DEBUG);
-	if (a.name != NULL) {
-		snprintf(apath, sizeof(apath), "%s", a.name);
-		acct_set(&a.name, NULL);
-	} else if (acct_file_path(apath, sizeof(apath)) == -1) {
-		fprintf(stderr, "sendmail: no accounts file (set HOME or "
-		    "XDG_CONFIG_HOME)\n");
-		rc = EX_CONFIG;
-		goto out;
-	}
+	if (acct_file_path(apath, sizeof(apath)) == -1)
+		apath[0] = '\0';	/* no HOME: only the local socket can do */
 	if (mode_bp) {
 		char	*av[] = { "outbox", "list", NULL };
 
@@ -178,24 +183,61 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 		goto out;
 	}
 	if (mode_q) {
-		rc = outbox_flush(apath, !verbose) == 0 ? EX_OK : EX_TEMPFAIL;
+		rc = outbox_flush_conf(apath, conf, !verbose) == 0 ? EX_OK :
+		    EX_TEMPFAIL;
 		goto out;
 	}
-	lrc = acct_file_load(apath, account, &a, err, sizeof(err));
-	if (lrc == 1) {
-		fprintf(stderr, "sendmail: no accounts file %s: create one with "
-		    "a default account (see outpost(1), ACCOUNTS FILE)\n",
-		    apath);
+	lrc = apath[0] != '\0' ? acct_file_load(apath, account, &a, err,
+	    sizeof(err)) : 1;
+	if (lrc == 1 && account == NULL) {
+		/* no accounts file: the local outpostd, when there is one */
+		local = cli_local_socket(conf, lsock, sizeof(lsock), ldomain,
+		    sizeof(ldomain), err, sizeof(err));
+		if (local == -1) {
+			fprintf(stderr, "sendmail: %s\n", err);
+			rc = EX_CONFIG;
+			goto out;
+		}
+	}
+	if (lrc == 1 && !local) {
+		fprintf(stderr, "sendmail: no accounts file %s and no local "
+		    "outpostd socket ([local] socket in %s): create an accounts "
+		    "file with a default account (see outpost(1), ACCOUNTS "
+		    "FILE)\n", apath[0] != '\0' ? apath : "(no HOME)",
+		    conf != NULL ? conf : getenv("OUTPOST_CONFIG") != NULL ?
+		    getenv("OUTPOST_CONFIG") : CLI_SYSTEM_CONF);
 		rc = EX_CONFIG;
 		goto out;
 	}
-	if (lrc == -1 || acct_finish(&a, err, sizeof(err)) == -1) {
+	if (local) {
+		/* the daemon's view of us: LOGIN@domain; root may pick -f */
+		struct passwd	*pw = getpwuid(geteuid());
+
+		if (pw == NULL || pw->pw_name == NULL) {
+			fprintf(stderr, "sendmail: uid %u has no user name\n",
+			    (unsigned)geteuid());
+			rc = EX_NOUSER;
+			goto out;
+		}
+		acct_set(&a.host, lsock);
+		a.port = 0;
+		a.tls = ACCT_TLS_NONE;
+		acct_set(&a.name, pw->pw_name);	/* the login, below */
+		if ((from == NULL || strchr(from, '@') == NULL) &&
+		    snprintf(envfrom, sizeof(envfrom), "%s@%s", from != NULL &&
+		    geteuid() == 0 ? from : a.name, ldomain) <
+		    (int)sizeof(envfrom))
+			from = envfrom;
+		acct_set(&a.name, NULL);
+		qualify = ldomain;
+	} else if (lrc == -1 || acct_finish(&a, err, sizeof(err)) == -1) {
 		fprintf(stderr, "sendmail: %s\n", err);
 		rc = EX_CONFIG;
 		goto out;
 	}
 	/* the sender and the domain for bare names */
-	qualify = a.qualify_domain;
+	if (!local)
+		qualify = a.qualify_domain;
 	if (qualify == NULL && a.from != NULL && strchr(a.from, '@'))
 		qualify = strrchr(a.from, '@') + 1;
 	if (qualify == NULL && a.user != NULL && strchr(a.user, '@'))
@@ -207,10 +249,16 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 	if (from == NULL)
 		from = a.user != NULL && strchr(a.user, '@') ? a.user : NULL;
 	if (from == NULL || strchr(from, '@') == NULL) {
-		snprintf(envfrom, sizeof(envfrom), "%s@%s", from != NULL ?
-		    from : login_name(), qualify);
+		if (snprintf(envfrom, sizeof(envfrom), "%s@%s", from != NULL ?
+		    from : login_name(), qualify) >= (int)sizeof(envfrom)) {
+			fprintf(stderr, "sendmail: sender address too long\n");
+			rc = EX_DATAERR;
+			goto out;
+		}
 		from = envfrom;
 	}
+	/* from is set on every path above (cppcheck loses it) */
+	// cppcheck-suppress nullPointerRedundantCheck
 	if (strpbrk(from, "\r\n<> ") != NULL) {
 		fprintf(stderr, "sendmail: bad sender address\n");
 		rc = EX_DATAERR;
@@ -233,6 +281,7 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 	mo.collect = collect;
 	mo.from_header = fromhdr;
 	mo.msgid_domain = strrchr(from, '@') + 1;
+	mo.qualify = qualify;	/* cron's "To: alice", "From: root (Cron..." */
 	if (msg_copy(stdin, t.fd, &mo, &rcpts, &size, err, sizeof(err)) ==
 	    -1) {
 		fprintf(stderr, "sendmail: %s\n", err);
@@ -282,6 +331,7 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 	req.body.length = -1;
 	req.body.size = (uint64_t)sb.st_size;
 	req.verbose = verbose;
+	req.local_socket = local ? lsock : NULL;
 	rc = cli_submit_run(&req, &st, &session);
 	smtpc_status_format(&st, why, sizeof(why));
 
@@ -309,22 +359,29 @@ cli_sendmail(int argc, char **argv, const struct config *cfg)
 	}
 	if (left.n > 0) {
 		/* temporary trouble: keep it, durably, for a retry */
-		if (outbox_commit(&t, account, from, left.v, left.n, why, err,
-		    sizeof(err)) == -1) {
+		outbox_account = local ? OUTBOX_LOCAL : account;
+		if (outbox_commit(&t, outbox_account, from, left.v, left.n, why,
+		    err, sizeof(err)) == -1) {
 			fprintf(stderr, "sendmail: not sent (%s) and %s\n", why,
 			    err);
 			rc = EX_TEMPFAIL;
 			goto out;
 		}
-		fprintf(stderr, "sendmail: %s:%d unavailable (%s); the message "
-		    "waits in the outbox: run 'outpost outbox flush' to retry"
-		    "\n", a.host, a.port, why);
+		if (local)
+			fprintf(stderr, "sendmail: the local server at %s is "
+			    "unavailable (%s); the message waits in the outbox: "
+			    "run 'outpost outbox flush' to retry\n", a.host,
+			    why);
+		else
+			fprintf(stderr, "sendmail: %s:%d unavailable (%s); the "
+			    "message waits in the outbox: run 'outpost outbox "
+			    "flush' to retry\n", a.host, a.port, why);
 		rc = nperm > 0 ? EX_UNAVAILABLE : EX_OK;
 		goto out;
 	}
 	rc = nperm > 0 ? EX_UNAVAILABLE : EX_OK;
 	if (nperm == 0)
-		outbox_flush(apath, 1);
+		outbox_flush_conf(apath, conf, 1);
 out:
 	outbox_tmp_discard(&t);
 	free(r);

@@ -206,6 +206,7 @@ static const char usage_text[] =
     "       outpost [-c FILE] user release EMAIL   end a hold on its outgoing mail\n"
     "       outpost [-c FILE] user 2fa EMAIL on|off|verify CODE\n"
     "       outpost [-c FILE] user alias add|del|list EMAIL [ALIAS]\n"
+    "       outpost [-c FILE] user admin EMAIL on|off\n"
     "Use the whole address as EMAIL, like me@example.org.  On a terminal the\n"
     "password is asked twice without echo; otherwise the first line of\n"
     "standard input is the password.\n";
@@ -582,6 +583,8 @@ cli_user(int argc, char **argv, const struct config *cfg)
 		return cli_user_2fa(argc - 1, argv + 1, cfg);
 	if (strcmp(argv[1], "alias") == 0)
 		return cli_user_alias(argc - 1, argv + 1, cfg);
+	if (strcmp(argv[1], "admin") == 0)
+		return cli_user_admin(argc - 1, argv + 1, cfg);
 	for (k = 0; k < sizeof(user_cmds) / sizeof(user_cmds[0]); k++)
 		if (strcmp(argv[1], user_cmds[k].name) == 0)
 			cmd = &user_cmds[k];

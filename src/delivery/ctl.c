@@ -135,6 +135,9 @@ ctl_status(struct dlv_sched *s)
 	json_object_set_new(o, "deferrals",
 	    json_integer((json_int_t)s->n_deferred));
 	json_object_set_new(o, "notifications", json_integer((json_int_t)s->n_dsn));
+	if (s->hooks.auth_failures != NULL)
+		json_object_set_new(o, "auth_failures_1h", json_integer(
+		    (json_int_t)s->hooks.auth_failures(s->hooks.arg, 3600)));
 	for (struct dlv_dest *d = s->dests; d != NULL; d = d->next) {
 		json_t *j;
 

@@ -355,6 +355,43 @@ add_param(char *buf, size_t len, const char *fmt, const char *v)
 	snprintf(buf + n, len - n, fmt, n ? " " : "", v);
 }
 
+/*
+ * Many clients declare BODY=8BITMIME for every message; before refusing a
+ * hop without 8BITMIME, look whether the message really has a byte
+ * >= 0x80.  Only in that rare case, and bounded by the message size.
+ * An unreadable file counts as 8-bit (the safe answer).
+ */
+static int
+msg_has_8bit(struct dlv_sched *s, const struct dlv_msg *m)
+{
+	char path[PATH_MAX], buf[65536];
+	off_t off = m->body;
+	ssize_t n, i;
+	int fd, found = 0;
+
+	if (spool_msg_path(s->spool_dir, m->qid, path, sizeof(path)) < 0 ||
+	    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 1;
+	for (;;) {
+		n = pread(fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			found = 1;
+			break;
+		}
+		if (n == 0)
+			break;
+		for (i = 0; i < n && !found; i++)
+			found = (unsigned char)buf[i] >= 0x80;
+		if (found)
+			break;
+		off += n;
+	}
+	close(fd);
+	return found;
+}
+
 /* Starts the current job's transaction over the connection.  Only the
  * recipients of the job still QS_PENDING/DEFERRED in ridx are sent. */
 static void
@@ -367,15 +404,31 @@ conn_send(struct dlv_conn *c, const size_t *idx, size_t n)
 	int dsn = (caps->flags & SMTPC_CAP_DSN) != 0;
 	char path[PATH_MAX];
 	size_t k;
+	int eightbit;
 
 	msg_parts_free(c);
-	if (m->env.body != ENV_BODY_7BIT && !(caps->flags & SMTPC_CAP_8BITMIME)) {
+	eightbit = m->env.body != ENV_BODY_7BIT;
+	if (eightbit && !(caps->flags & SMTPC_CAP_8BITMIME) &&
+	    !msg_has_8bit(s, m))
+		eightbit = 0;	/* declared 8BITMIME, but all 7-bit: fine */
+	if (eightbit && !(caps->flags & SMTPC_CAP_8BITMIME)) {
 		/* RFC 6152: never downgrade (the message may be signed). */
 		for (k = 0; k < n; k++)
 			dlv_rcpt_result(s, m, idx[k], QS_FAILED, 0, "5.6.3",
 			    "the next hop does not support 8BITMIME and the "
 			    "message has 8-bit content; it is not converted",
 			    c->relay, c->tlsinfo, 0);
+		c->job = NULL;
+		dlv_job_done(s, j);
+		conn_next_job(c);
+		return;
+	}
+	if (m->env.smtputf8 && !(caps->flags & SMTPC_CAP_SMTPUTF8)) {
+		/* RFC 6531 3.4: no downgrade; the sender hears why. */
+		for (k = 0; k < n; k++)
+			dlv_rcpt_result(s, m, idx[k], QS_FAILED, 0, "5.6.7",
+			    "the message needs SMTPUTF8 and the next hop does "
+			    "not support it", c->relay, c->tlsinfo, 0);
 		c->job = NULL;
 		dlv_job_done(s, j);
 		conn_next_job(c);
@@ -435,7 +488,7 @@ conn_send(struct dlv_conn *c, const size_t *idx, size_t n)
 		goto oom;
 	c->msg.from = m->env.mail_from;
 	c->msg.mail_params = c->mparams[0] ? c->mparams : NULL;
-	c->msg.body_8bit = m->env.body != ENV_BODY_7BIT;
+	c->msg.body_8bit = eightbit;
 	c->msg.smtputf8 = m->env.smtputf8;
 	c->msg.rcpts = c->rcpts;
 	c->msg.nrcpts = n;

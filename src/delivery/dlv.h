@@ -15,6 +15,7 @@
 
 #include <openssl/ssl.h>
 
+#include "delivery/sched.h"
 #include "dns/resolver.h"
 #include "queue/qstate.h"
 #include "queue/spool.h"
@@ -37,6 +38,8 @@ struct dlv_msg {
 	int		 deleted;	/* removed while a job was running */
 	time_t		 attempt_start;
 	unsigned char	*hop_dsn;	/* per rcpt: next hop took NOTIFY */
+	char		*logq;		/* result lines waiting for the state mark */
+	size_t		 logqlen;
 };
 
 struct dlv_job {
@@ -89,6 +92,8 @@ struct dlv_sched {
 	/* counters for `outpost status` */
 	unsigned long	 n_sent, n_bounced, n_deferred, n_dsn;
 	time_t		 started;
+	int		 stopping;	/* shutting down: start nothing new */
+	struct dlv_hooks hooks;
 };
 
 /* sched.c */

@@ -88,6 +88,7 @@ msg_free(struct dlv_msg *m)
 	envelope_clear(&m->env);
 	qstate_clear(&m->st);
 	free(m->hop_dsn);
+	free(m->logq);
 	free(m);
 }
 
@@ -133,9 +134,44 @@ msg_schedule(struct dlv_sched *s, struct dlv_msg *m, time_t when)
 	return evtimer_add(m->timer, &tv);
 }
 
+/*
+ * Result lines ("status=sent") are logged only once the recipient's state
+ * is recorded (state file written, or the message removed): a log line
+ * must never claim a delivery that a kill -9 right after it would repeat.
+ */
+static void
+msg_log_queue(struct dlv_msg *m, const char *line)
+{
+	size_t len = strlen(line);
+	char *nq;
+
+	if ((nq = realloc(m->logq, m->logqlen + len + 1)) == NULL) {
+		log_info("%s", line);	/* better early than never */
+		return;
+	}
+	m->logq = nq;
+	memcpy(m->logq + m->logqlen, line, len + 1);
+	m->logqlen += len + 1;
+}
+
+static void
+msg_log_flush(struct dlv_msg *m)
+{
+	size_t off = 0;
+
+	while (off < m->logqlen) {
+		log_info("%s", m->logq + off);
+		off += strlen(m->logq + off) + 1;
+	}
+	free(m->logq);
+	m->logq = NULL;
+	m->logqlen = 0;
+}
+
 static void
 msg_destroy(struct dlv_sched *s, struct dlv_msg *m)
 {
+	msg_log_flush(m);
 	msg_unlink(s, m);
 	if (m->timer != NULL) {
 		free(event_get_callback_arg(m->timer));
@@ -249,6 +285,8 @@ dlv_dest_kick(struct dlv_sched *s, struct dlv_dest *d)
 {
 	time_t now = time(NULL);
 
+	if (s->stopping)
+		return;
 	if (d->backoff_until > now) {
 		struct timeval tv = { d->backoff_until - now, 0 };
 
@@ -307,7 +345,7 @@ dlv_rcpt_result(struct dlv_sched *s, struct dlv_msg *m, size_t i,
     const char *text, const char *relay, const char *tls, int hop_dsn)
 {
 	struct qstate_rcpt *r = &m->st.rcpts[i];
-	char esc_to[300], esc_text[600], reply[700];
+	char esc_to[300], esc_text[600], reply[700], line[LOG_LINE_MAX];
 	struct timespec now;
 	double delay;
 
@@ -332,11 +370,20 @@ dlv_rcpt_result(struct dlv_sched *s, struct dlv_msg *m, size_t i,
 		s->n_bounced++;
 	else
 		s->n_deferred++;
+	/* A hard bounce of a user's mail counts towards holding the user
+	 * (quota.h).  Not: a DSN (null sender) failing, mail of trusted
+	 * networks (no login), nor a message that merely expired in the
+	 * queue (4.4.7: our own or the network's trouble, not a refusal). */
+	if (status == QS_FAILED && s->hooks.hard_bounce != NULL &&
+	    m->env.auth_user != NULL && m->env.auth_user[0] != '\0' &&
+	    m->env.mail_from != NULL && m->env.mail_from[0] != '\0' &&
+	    (code >= 500 || (enhanced != NULL && enhanced[0] == '5')))
+		s->hooks.hard_bounce(s->hooks.bounce_arg, m->env.auth_user);
 	delay = (double)(now.tv_sec - m->env.arrival) +
 	    (double)now.tv_nsec / 1e9;
 	if (delay < 0)
 		delay = 0;
-	log_info("%s: to=<%s>, relay=%s, delay=%.1f, tls=%s, dsn=%s, "
+	snprintf(line, sizeof(line), "%s: to=<%s>, relay=%s, delay=%.1f, tls=%s, dsn=%s, "
 	    "status=%s (%s)", m->qid,
 	    log_escape(esc_to, sizeof(esc_to), m->env.rcpts[i].addr, SIZE_MAX),
 	    relay && *relay ? relay : "none", delay, tls && *tls ? tls : "none",
@@ -344,6 +391,7 @@ dlv_rcpt_result(struct dlv_sched *s, struct dlv_msg *m, size_t i,
 	    status == QS_SENT ? "2.0.0" : status == QS_FAILED ? "5.0.0" : "4.0.0",
 	    status == QS_SENT ? "sent" : status == QS_FAILED ? "bounced" :
 	    "deferred", log_escape(esc_text, sizeof(esc_text), reply, SIZE_MAX));
+	msg_log_queue(m, line);
 }
 
 static void	msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m);
@@ -362,10 +410,12 @@ dlv_job_done(struct dlv_sched *s, struct dlv_job *j)
 	/* A mark per job: a restart then re-sends only what was not done.
 	 * After the last job, msg_attempt_done() writes it (or removes the
 	 * message) at once. */
-	if (!m->deleted && m->jobs > 1 &&
-	    qstate_write(s->spool_dir, m->qid, &m->st) < 0)
-		log_err("%s: cannot write the delivery state: %s", m->qid,
-		    strerror(errno));
+	if (!m->deleted && m->jobs > 1) {
+		if (qstate_write(s->spool_dir, m->qid, &m->st) < 0)
+			log_err("%s: cannot write the delivery state: %s",
+			    m->qid, strerror(errno));
+		msg_log_flush(m);
+	}
 	if (--m->jobs == 0)
 		msg_attempt_done(s, m);
 }
@@ -560,8 +610,13 @@ msg_send_dsn(struct dlv_sched *s, struct dlv_msg *m, enum dlv_dsn_kind kind,
 	denv.mail_from = (char *)"";
 	denv.rcpts = &drcpt;
 	denv.nrcpts = 1;
+	/* The report may carry UTF-8 (8-bit body); the envelope needs
+	 * SMTPUTF8 only when the sender's own address is not ASCII, so a
+	 * bounce about a missing SMTPUTF8 can still reach an ASCII sender. */
 	denv.body = m->env.smtputf8 ? ENV_BODY_8BITMIME : ENV_BODY_7BIT;
-	denv.smtputf8 = m->env.smtputf8;
+	for (i = 0; m->env.mail_from[i]; i++)
+		if ((unsigned char)m->env.mail_from[i] >= 0x80)
+			denv.smtputf8 = 1;
 	if ((p.sm = spool_msg_begin(s->sp, &denv)) == NULL) {
 		if (fd >= 0)
 			close(fd);
@@ -690,9 +745,13 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	free(succ);
 	free(delay);
 	if (left == 0) {
-		if (spool_msg_remove(s->spool_dir, m->qid) < 0 && errno != ENOENT)
+		int rr = spool_msg_remove(s->spool_dir, m->qid);
+		int rerr = errno;
+
+		msg_log_flush(m);
+		if (rr < 0 && rerr != ENOENT)
 			log_err("%s: cannot remove the delivered message: %s",
-			    m->qid, strerror(errno));
+			    m->qid, strerror(rerr));
 		else
 			log_info("%s: removed", m->qid);
 		msg_destroy(s, m);
@@ -710,6 +769,7 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	if (qstate_write(s->spool_dir, m->qid, &m->st) < 0)
 		log_err("%s: cannot write the delivery state: %s", m->qid,
 		    strerror(errno));
+	msg_log_flush(m);
 	if (!m->st.held)
 		msg_schedule(s, m, next);
 }
@@ -722,6 +782,7 @@ msg_unqueue(struct dlv_msg *m, struct dlv_sched *s)
 {
 	struct dlv_dest *d;
 	struct dlv_job *j, *jn;
+	int removed = 0;
 
 	for (d = s->dests; d != NULL; d = d->next)
 		for (j = TAILQ_FIRST(&d->queue); j != NULL; j = jn) {
@@ -733,8 +794,11 @@ msg_unqueue(struct dlv_msg *m, struct dlv_sched *s)
 			free(j->idx);
 			free(j);
 			m->jobs--;
-			m->st.attempts--;
+			removed++;
 		}
+	/* The attempt never ran (no job of it had started). */
+	if (removed > 0 && m->jobs == 0 && m->st.attempts > 0)
+		m->st.attempts--;
 }
 
 int
@@ -823,7 +887,8 @@ on_committed(void *arg)
 	struct dlv_msg *m;
 	size_t i;
 
-	for (i = 0; i < b->n; i++)
+	/* at shutdown: they are on disk, the next start finds them */
+	for (i = 0; i < b->n && !b->s->stopping; i++)
 		if ((m = msg_load(b->s, b->ids[i])) != NULL)
 			msg_activate(b->s, m);
 	free(b->ids);
@@ -904,8 +969,8 @@ read_secret(const char *path, char **out, char *err, size_t errlen)
 }
 
 struct dlv_sched *
-dlv_sched_start(const struct config *cfg, struct spool *sp, char *err,
-    size_t errlen)
+dlv_sched_start(const struct config *cfg, struct spool *sp,
+    const struct dlv_hooks *hooks, char *err, size_t errlen)
 {
 	struct dns_opts dopts;
 	struct dlv_sched *s;
@@ -921,6 +986,8 @@ dlv_sched_start(const struct config *cfg, struct spool *sp, char *err,
 	}
 	s->cfg = cfg;
 	s->sp = sp;
+	if (hooks != NULL)
+		s->hooks = *hooks;
 	s->spool_dir = cfg->spool_dir;
 	s->started = time(NULL);
 	if ((s->base = event_base_new()) == NULL) {
@@ -1007,6 +1074,7 @@ dlv_sched_stop(struct dlv_sched *s)
 			usleep(10000);
 		pthread_join(s->thread, NULL);
 	}
+	s->stopping = 1;
 	dlv_ctl_close(s);
 	dlv_conn_shutdown_all();
 	if (s->base != NULL)	/* answers the loopcalls still queued */

@@ -29,8 +29,20 @@ struct dlv_sched;
 /* Loads the queue (recovery: each message's recipient state), sets the
  * spool's notify hook, opens the control socket DATA_DIR/control.sock
  * (0600) and starts the scheduler thread.  cfg and sp must outlive it. */
+/* What the scheduler may ask the rest of the daemon (for `outpost
+ * status`); any member may be NULL.  Called on the scheduler's thread. */
+struct dlv_hooks {
+	/* failed SMTP logins in the last secs seconds */
+	unsigned long	(*auth_failures)(void *arg, int secs);
+	void		*arg;
+	/* a recipient of a message that user submitted after AUTH failed
+	 * permanently (not for trusted networks' mail, not for DSNs, not
+	 * for an expiry in the queue) */
+	void		(*hard_bounce)(void *arg, const char *user);
+	void		*bounce_arg;
+};
 struct dlv_sched *dlv_sched_start(const struct config *cfg, struct spool *sp,
-	    char *err, size_t errlen);
+	    const struct dlv_hooks *hooks, char *err, size_t errlen);
 /* Closes every outbound connection (no QUIT wait), stops the thread and
  * frees.  Undelivered recipients stay queued for the next start. */
 void	dlv_sched_stop(struct dlv_sched *s);

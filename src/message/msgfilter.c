@@ -261,6 +261,8 @@ int
 msgfilter_end(struct msgfilter *f, char esc[16], char *text, size_t textlen)
 {
 	static const char *const bcc[] = { "bcc", NULL };
+	static const char *const fromname[] = { "from", NULL };
+	int rewrite_from = 0;
 	struct hdr_section hs;
 	struct hdr_mailbox from[MF_MAX_FROM], sender;
 	char err[256], date[64], mid[512];
@@ -339,6 +341,24 @@ msgfilter_end(struct msgfilter *f, char esc[16], char *text, size_t textlen)
 			    sender.addr, nfromaddr);
 	}
 
+	/* The From: sender rule: the author must be the login or one of
+	 * its aliases, as for MAIL FROM.  With several authors, Sender:
+	 * (checked above to be the sending account) is the one responsible
+	 * (RFC 5322 3.6.2), and the co-authors may be anyone. */
+	if (f->o.from_owned != NULL && nfromaddr == 1) {
+		for (j = 0; j < nfromaddr; j++)
+			if (!f->o.from_owned(f->o.from_ctx, from[j].addr))
+				break;
+		if (j < nfromaddr) {
+			if (!f->o.from_rewrite || f->auth_user == NULL)
+				REFUSE(553, "5.7.1", "From: address <%s> is "
+				    "not owned by the sending account; use "
+				    "your own address or one of its aliases",
+				    from[j].addr);
+			rewrite_from = 1;
+		}
+	}
+
 	/* The final fields: added Message-ID and Date, then the received
 	 * ones minus Bcc, byte for byte. */
 	f->t = time(NULL);
@@ -369,6 +389,30 @@ msgfilter_end(struct msgfilter *f, char esc[16], char *text, size_t textlen)
 	for (i = 0; i < hs.n; i++) {
 		if (field_name_is(&hs, i, bcc))
 			continue;
+		if (rewrite_from && field_name_is(&hs, i, fromname)) {
+			const struct hdr_field *fl = &hs.f[i];
+			const char *hname = f->o.rewrite_header ?
+			    f->o.rewrite_header : "X-Original-From";
+			char line[600];
+			int n;
+
+			/* the original value, folding and all, under the
+			 * operator's header name; then the login as author */
+			n = snprintf(line, sizeof(line), "%s:", hname);
+			if (n < 0 || (size_t)n >= sizeof(line) ||
+			    fields_put(f, &cap, line, (size_t)n) < 0 ||
+			    fields_put(f, &cap, hs.buf + fl->off + fl->valoff,
+			    fl->len - fl->valoff) < 0)
+				REFUSE(451, "4.3.0", "Out of memory, try again later");
+			n = snprintf(line, sizeof(line), "From: <%s>\r\n",
+			    f->auth_user);
+			if (n < 0 || (size_t)n >= sizeof(line) ||
+			    fields_put(f, &cap, line, (size_t)n) < 0)
+				REFUSE(451, "4.3.0", "Out of memory, try again later");
+			log_info("%s: From: rewritten to <%s> (sender rule)",
+			    f->qid, f->auth_user);
+			continue;
+		}
 		if (fields_put(f, &cap, hs.buf + hs.f[i].off, hs.f[i].len) < 0)
 			REFUSE(451, "4.3.0", "Out of memory, try again later");
 	}
@@ -386,9 +430,18 @@ msgfilter_end(struct msgfilter *f, char esc[16], char *text, size_t textlen)
 		if ((f->auth_user != NULL &&
 		    strcasecmp(from[j].addr, f->auth_user) == 0) ||
 		    (f->mail_from[0] != '\0' &&
-		    strcasecmp(from[j].addr, f->mail_from) == 0))
+		    strcasecmp(from[j].addr, f->mail_from) == 0) ||
+		    (f->o.from_owned != NULL &&
+		    f->o.from_owned(f->o.from_ctx, from[j].addr)))
 			own = j;
 	domain = own >= 0 ? from[own].addr + from[own].at + 1 : "";
+	if (rewrite_from) {
+		/* the author is now the login itself */
+		const char *at = strrchr(f->auth_user, '@');
+
+		own = 0;
+		domain = at != NULL ? at + 1 : "";
+	}
 	if (f->auth_user == NULL) {
 		log_info("%s: dkim: not signed: the client did not "
 		    "authenticate", f->qid);

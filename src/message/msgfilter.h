@@ -42,6 +42,17 @@ struct msgfilter_opts {
 	size_t		 max_header;	/* 0: MSGFILTER_MAX_HEADER */
 	struct dkim_keyset *keys;	/* reference taken over; may be NULL */
 	long		 dkim_expire;	/* x= seconds after t=; 0: none */
+	/*
+	 * Sender rule for the From: header (the envelope's is checked at
+	 * MAIL): when from_owned is set, every From: address must pass it.
+	 * Otherwise the message is refused with 553 5.7.1 or, with
+	 * from_rewrite (Gmail's behaviour), the From: field becomes the
+	 * login and the original field's value is kept in rewrite_header.
+	 */
+	int		(*from_owned)(void *ctx, const char *addr);
+	void		*from_ctx;
+	int		 from_rewrite;
+	const char	*rewrite_header;	/* NULL: "X-Original-From" */
 	/* where body octets go; returns 0 or -1 */
 	int		(*body)(void *ctx, const char *buf, size_t len);
 	void		*body_ctx;

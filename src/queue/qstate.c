@@ -67,6 +67,7 @@ qstate_clear(struct qstate *st)
 	if (st == NULL)
 		return;
 	free(st->rcpts);
+	free(st->hist);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -82,6 +83,16 @@ qstate_hist_add(struct qstate *st, time_t when, size_t rcpt,
 {
 	struct qstate_hist *h;
 
+	if (st->nhist == st->histcap && st->histcap < QSTATE_HIST_MAX) {
+		size_t ncap = st->histcap ? st->histcap * 2 : 2;
+
+		if (ncap > QSTATE_HIST_MAX)
+			ncap = QSTATE_HIST_MAX;
+		if ((h = realloc(st->hist, ncap * sizeof(*h))) == NULL)
+			return;
+		st->hist = h;
+		st->histcap = ncap;
+	}
 	if (st->nhist == QSTATE_HIST_MAX) {
 		memmove(&st->hist[0], &st->hist[1],
 		    (QSTATE_HIST_MAX - 1) * sizeof(st->hist[0]));

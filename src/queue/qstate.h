@@ -36,7 +36,9 @@
 #include <time.h>
 
 #define QSTATE_TEXT_MAX	512	/* reply text kept per recipient */
-#define QSTATE_HIST_MAX	32	/* history entries kept */
+#define QSTATE_HIST_MAX	16	/* history entries kept (heap, on demand:
+				 * a queue of 10,000 deferred messages
+				 * must not cost 100 MB) */
 #define QSTATE_RCPTS_MAX 100000
 
 enum qstate_rcpt_status {
@@ -70,14 +72,15 @@ struct qstate {
 	int	 warned;		/* delay warning sent */
 	struct qstate_rcpt *rcpts;
 	size_t	 nrcpts;
-	struct qstate_hist hist[QSTATE_HIST_MAX];	/* ring, oldest first */
-	size_t	 nhist;
+	struct qstate_hist *hist;	/* oldest first; grown on demand */
+	size_t	 nhist, histcap;
 };
 
 /* Allocates n pending recipients.  Returns 0 or -1 (ENOMEM). */
 int	qstate_init(struct qstate *st, size_t nrcpts);
 void	qstate_clear(struct qstate *st);
-/* Appends a history entry (drops the oldest past QSTATE_HIST_MAX). */
+/* Appends a history entry (drops the oldest past QSTATE_HIST_MAX; out
+ * of memory drops the new one: the history is informational). */
 void	qstate_hist_add(struct qstate *st, time_t when, size_t rcpt,
 	    enum qstate_rcpt_status status, const char *relay, const char *text);
 const char *qstate_status_name(enum qstate_rcpt_status s);

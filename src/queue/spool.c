@@ -749,12 +749,6 @@ batch_notify(struct spool *sp, struct spool_msg **v, size_t n)
 	void *arg;
 	size_t i, k = 0;
 
-	pthread_mutex_lock(&sp->mu);
-	fn = sp->notify;
-	arg = sp->notify_arg;
-	pthread_mutex_unlock(&sp->mu);
-	if (fn == NULL)
-		return;
 	if ((ids = malloc(n * sizeof(*ids))) == NULL) {
 		/* The messages are safe on disk; the scheduler finds them
 		 * at the next `outpost queue flush` (a rescan) or restart. */
@@ -764,8 +758,14 @@ batch_notify(struct spool *sp, struct spool_msg **v, size_t n)
 	for (i = 0; i < n; i++)
 		if (v[i]->renamed)
 			memcpy(ids[k++], v[i]->qid, SPOOL_QID_SIZE);
-	if (k > 0)
+	/* Called under mu, so that spool_set_notify(NULL) returns only
+	 * once no call is in flight (fn only hands the ids to a loop). */
+	pthread_mutex_lock(&sp->mu);
+	fn = sp->notify;
+	arg = sp->notify_arg;
+	if (fn != NULL && k > 0)
 		fn(arg, (const char (*)[SPOOL_QID_SIZE])ids, k);
+	pthread_mutex_unlock(&sp->mu);
 	free(ids);
 }
 

@@ -183,6 +183,7 @@ void	spool_msg_commit(struct spool_msg *m, struct event_base *base,
  */
 typedef void (*spool_notify_fn)(void *arg, const char (*qids)[SPOOL_QID_SIZE],
 	    size_t n);
+/* Returns only when no call of the previous fn is in flight. */
 void	spool_set_notify(struct spool *sp, spool_notify_fn fn, void *arg);
 
 /* Throws the message away (tmp file removed). */

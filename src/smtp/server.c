@@ -10,12 +10,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -169,7 +173,20 @@ server_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	ip_of(sa, ip, sizeof(ip));
+	if (l->conf->local) {
+		/* counted per local user, as the session does (session.c) */
+		struct ucred cr;
+		socklen_t crlen = sizeof(cr);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0) {
+			log_warn("local connection without peer credentials: %s",
+			    strerror(errno));
+			close(fd);
+			return;
+		}
+		snprintf(ip, sizeof(ip), "uid:%u", (unsigned)cr.uid);
+	} else
+		ip_of(sa, ip, sizeof(ip));
 	r = smtp_conn_acquire(w->srv, ip);
 	if (r == 1) {
 		log_info("connect from [%s] refused: too many connections from this address",
@@ -223,6 +240,152 @@ listen_addr_parse(const char *s, struct sockaddr_storage *ss, int *sslen)
 	return evutil_parse_sockaddr_port(s, (struct sockaddr *)ss, sslen);
 }
 
+/*
+ * The [local] socket: a directory only we (root, or the daemon's user)
+ * can write, a stale socket removed, a live one left alone.
+ */
+static int
+local_bind(struct smtp_server *srv, struct smtp_listener *l, char *err,
+    size_t errlen)
+{
+	const char *path = srv->cfg->local_socket;
+	struct sockaddr_un sun;
+	struct stat sb;
+	char dir[sizeof(sun.sun_path)], *slash;
+	evutil_socket_t fd;
+	int e;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path) >=
+	    (int)sizeof(sun.sun_path) || path[0] != '/') {
+		snprintf(err, errlen, "[local] socket: \"%s\" is not an absolute "
+		    "path of at most %zu bytes", path, sizeof(sun.sun_path) - 1);
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	if (mkdir(dir, 0755) == 0) {
+		srv->local_dir_made = 1;
+		/* the umask may have taken bits that clients need */
+		if (chmod(dir, 0755) != 0) {
+			snprintf(err, errlen, "[local] socket: chmod %s: %s", dir,
+			    strerror(errno));
+			return -1;
+		}
+	} else if (errno != EEXIST) {
+		snprintf(err, errlen, "[local] socket: cannot create the "
+		    "directory %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+		snprintf(err, errlen, "[local] socket: %s is not a directory",
+		    dir);
+		return -1;
+	}
+	/* others could replace our socket with theirs: the directory is
+	 * root's, ours, or our [server] user's (we handed it over before) */
+	if (sb.st_uid != 0 && sb.st_uid != geteuid()) {
+		struct passwd pw, *res = NULL;
+		char pwbuf[4096];
+
+		if (srv->cfg->run_user == NULL || getpwnam_r(srv->cfg->run_user,
+		    &pw, pwbuf, sizeof(pwbuf), &res) != 0 || res == NULL ||
+		    pw.pw_uid != sb.st_uid) {
+			snprintf(err, errlen, "[local] socket: the directory %s "
+			    "belongs to uid %u, not to root or the daemon's user",
+			    dir, (unsigned)sb.st_uid);
+			return -1;
+		}
+	}
+	if ((sb.st_mode & 022) != 0) {
+		snprintf(err, errlen, "[local] socket: the directory %s is "
+		    "writable by group or others; give the socket a directory "
+		    "of its own (e.g. /run/outpost)", dir);
+		return -1;
+	}
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			snprintf(err, errlen, "[local] socket: %s exists and is "
+			    "not a socket", path);
+			return -1;
+		}
+		/* a daemon that answers there is alive: do not steal it */
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun,
+		    sizeof(sun)) == 0) {
+			close(fd);
+			snprintf(err, errlen, "cannot listen on %s ([local]): "
+			    "another server is answering there", path);
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (unlink(path) != 0) {
+			snprintf(err, errlen, "[local] socket: cannot remove the "
+			    "stale %s: %s", path, strerror(errno));
+			return -1;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		goto fail;
+	}
+	/* anyone may submit: SO_PEERCRED tells who, the sender rule binds */
+	if (chmod(path, 0666) != 0 || lstat(path, &sb) != 0 ||
+	    listen(fd, SOMAXCONN) != 0) {
+		e = errno;
+		close(fd);
+		unlink(path);
+		errno = e;
+		goto fail;
+	}
+	srv->local_dev = sb.st_dev;
+	srv->local_ino = sb.st_ino;
+	l->fd = fd;
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot listen on %s ([local]): %s", path,
+	    strerror(errno));
+	return -1;
+}
+
+int
+smtp_server_local_chown(struct smtp_server *srv, uid_t uid, gid_t gid,
+    char *err, size_t errlen)
+{
+	const char *path = srv->cfg->local_socket;
+	char dir[PATH_MAX], *slash;
+
+	if (path == NULL || srv->local_ino == 0)
+		return 0;
+	if (lchown(path, uid, gid) != 0) {
+		snprintf(err, errlen, "[local] socket: chown %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (!srv->local_dir_made)
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir)
+		*slash = '\0';
+	if (lchown(dir, uid, gid) != 0) {
+		snprintf(err, errlen, "[local] socket: chown %s: %s", dir,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int
 smtp_server_bind(struct smtp_server *srv, char *err, size_t errlen)
 {
@@ -252,7 +415,7 @@ smtp_server_bind(struct smtp_server *srv, char *err, size_t errlen)
 		if (ss.ss_family == AF_INET6 && strncmp(l->conf->listen, "*:", 2) == 0)
 			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
 		if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 ||
-		    listen(fd, 1024) != 0) {
+		    listen(fd, SOMAXCONN) != 0) {
 			int e = errno;
 			close(fd);
 			errno = e;
@@ -265,6 +428,21 @@ fail:
 		snprintf(err, errlen, "cannot listen on %s ([listener %s]): %s",
 		    l->conf->listen, l->conf->name, strerror(errno));
 		return -1;
+	}
+	if (cfg->local_socket != NULL) {
+		struct smtp_listener *l = &srv->listeners[srv->nlisteners];
+
+		memset(&srv->local_conf, 0, sizeof(srv->local_conf));
+		srv->local_conf.name = "local";
+		srv->local_conf.listen = cfg->local_socket;
+		srv->local_conf.tls = LISTENER_TLS_STARTTLS;	/* never offered */
+		srv->local_conf.local = 1;
+		l->conf = &srv->local_conf;
+		l->fd = -1;
+		snprintf(l->addr, sizeof(l->addr), "unix:%s", cfg->local_socket);
+		if (local_bind(srv, l, err, errlen) != 0)
+			return -1;
+		srv->nlisteners++;
 	}
 	return 0;
 }
@@ -289,6 +467,7 @@ smtp_server_start(struct smtp_server *srv, int nworkers, char *err,
 		return -1;
 	}
 	srv->nworkers = nworkers;
+	srv->nlistening = nworkers;
 	for (i = 0; i < nworkers; i++) {
 		struct smtp_worker *w = &srv->workers[i];
 
@@ -299,8 +478,10 @@ smtp_server_start(struct smtp_server *srv, int nworkers, char *err,
 			return -1;
 		}
 		for (j = 0; j < srv->nlisteners; j++) {
+			/* backlog 0: already listening (with a -1 libevent
+			 * would call listen() again with 128) */
 			w->lev[j] = evconnlistener_new(w->base, server_accept, w,
-			    0, -1, srv->listeners[j].fd);
+			    0, 0, srv->listeners[j].fd);
 			if (w->lev[j] == NULL) {
 				snprintf(err, errlen, "cannot watch %s",
 				    srv->listeners[j].addr);
@@ -352,6 +533,15 @@ worker_stop(void *arg)
 			evconnlistener_free(w->lev[i]);
 			w->lev[i] = NULL;
 		}
+	/* The last worker to stop watching the sockets stops the kernel
+	 * from accepting on them too (shutdown() on a listening socket):
+	 * new clients are refused at once instead of waiting in the backlog
+	 * until the drain ends.  The descriptors stay open (no reuse race);
+	 * smtp_server_free() closes them. */
+	if (__atomic_sub_fetch(&w->srv->nlistening, 1, __ATOMIC_ACQ_REL) == 0)
+		for (i = 0; i < w->srv->nlisteners; i++)
+			if (w->srv->listeners[i].fd >= 0)
+				(void)shutdown(w->srv->listeners[i].fd, SHUT_RDWR);
 	for (s = w->sessions; s != NULL; s = next) {
 		next = s->next;
 		smtp_session_drain(s);
@@ -419,6 +609,19 @@ smtp_server_free(struct smtp_server *srv)
 	for (i = 0; i < srv->nlisteners; i++)
 		if (srv->listeners[i].fd >= 0)
 			close(srv->listeners[i].fd);
+	if (srv->local_ino != 0 && srv->cfg != NULL &&
+	    srv->cfg->local_socket != NULL) {
+		struct stat sb;
+
+		/* only the socket we made: a successor may have its own there
+		 * (after privdrop this needs the directory to be ours) */
+		if (lstat(srv->cfg->local_socket, &sb) == 0 &&
+		    sb.st_dev == srv->local_dev && sb.st_ino == srv->local_ino &&
+		    unlink(srv->cfg->local_socket) != 0)
+			log_debug("cannot remove %s: %s", srv->cfg->local_socket,
+			    strerror(errno));
+		srv->local_ino = 0;
+	}
 	if (srv->conn_table != NULL) {
 		for (b = 0; b < CONN_BUCKETS; b++)
 			while (srv->conn_table[b] != NULL) {

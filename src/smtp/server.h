@@ -17,6 +17,8 @@
 #define OUTPOST_SMTP_SERVER_H
 
 #include <pthread.h>
+#include <time.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <openssl/ssl.h>
 #include <event2/util.h>
@@ -27,10 +29,14 @@ struct event_base;
 struct evconnlistener;
 struct spool;
 struct authpool;
+struct oauth2;
 struct throttle;
 struct quota;
 struct dkim_store;
 struct smtp_session;
+
+/* The [listener] sections plus the [local] unix socket. */
+#define SMTP_MAX_LISTENERS	(CONFIG_MAX_LISTENERS + 1)
 
 struct smtp_listener {
 	const struct listener_conf *conf;
@@ -43,12 +49,13 @@ struct smtp_worker {
 	int			 index;
 	pthread_t		 thread;
 	struct event_base	*base;
-	struct evconnlistener	*lev[CONFIG_MAX_LISTENERS];
+	struct evconnlistener	*lev[SMTP_MAX_LISTENERS];
 	struct event		*grace_ev;	/* forced close at the end of a drain */
 	struct smtp_session	*sessions;	/* doubly-linked list */
 	unsigned		 nsessions;
 	uint64_t		 next_id;	/* connection ids */
 	int			 stopping;
+	time_t			 last_trim;	/* last malloc_trim() */
 };
 
 struct smtp_server {
@@ -56,12 +63,20 @@ struct smtp_server {
 	struct spool		*spool;
 	struct authpool		*auth;
 	struct throttle		*throttle;	/* failed logins (auth/throttle.h) */
+	struct oauth2		*oauth2;	/* token checks; NULL: no XOAUTH2/OAUTHBEARER */
 	struct quota		*quota;		/* sending counters (auth/quota.h) */
 	struct dkim_store	*dkim;		/* signing keys, swapped on SIGHUP */
-	struct smtp_listener	 listeners[CONFIG_MAX_LISTENERS];
+	struct smtp_listener	 listeners[SMTP_MAX_LISTENERS];
 	int			 nlisteners;
+	/* [local] socket (cfg->local_socket): its listener_conf, and what
+	 * outpostd hands to the unprivileged user and removes at exit */
+	struct listener_conf	 local_conf;
+	int			 local_dir_made;	/* we created its directory */
+	dev_t			 local_dev;		/* the socket file we bound */
+	ino_t			 local_ino;
 	struct smtp_worker	*workers;
 	int			 nworkers;
+	int			 nlistening;	/* workers still accepting (drain) */
 
 	pthread_mutex_t		 ctx_lock;	/* guards tls_ctx swaps */
 	SSL_CTX			*tls_ctx;
@@ -73,9 +88,18 @@ struct smtp_server {
 
 /* Zeroes srv, sets its config, allocates the connection table. 0/-1. */
 int	smtp_server_init(struct smtp_server *srv, struct config *cfg);
-/* Binds every listener of cfg.  Returns 0, or -1 with a message in err
- * ("cannot listen on 127.0.0.1:2587: Address already in use"). */
+/* Binds every listener of cfg, and the [local] unix socket when
+ * cfg->local_socket is set: its directory is made (0755) when missing and
+ * must not be writable by others; a stale socket is replaced, a live one
+ * (another daemon answering) is an error; the socket is mode 0666 —
+ * anyone may connect, SO_PEERCRED says who they are.  Returns 0, or -1
+ * with a message in err ("cannot listen on 127.0.0.1:2587: Address
+ * already in use"). */
 int	smtp_server_bind(struct smtp_server *srv, char *err, size_t errlen);
+/* Hands the [local] socket (and its directory, when bind made it) to the
+ * daemon's unprivileged user, so it can remove the socket at exit.  0/-1. */
+int	smtp_server_local_chown(struct smtp_server *srv, uid_t uid, gid_t gid,
+	    char *err, size_t errlen);
 /* Starts nworkers threads (accepting at once). Returns 0 or -1. */
 int	smtp_server_start(struct smtp_server *srv, int nworkers, char *err,
 	    size_t errlen);

@@ -13,10 +13,12 @@
  * goes through session_reply(), which logs 4xx/5xx with the command.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -179,6 +181,20 @@ session_free_cb(evutil_socket_t fd, short what, void *arg)
  * line without CRLF (a 421 as RFC 5321 3.8 asks).  Safe to call from any
  * callback: the free itself is deferred.
  */
+/*
+ * The per-address count is released as soon as the session starts
+ * closing, not when it is freed: a client that reconnects right after
+ * reading our 221 must not find its own closing session still counted.
+ */
+static void
+session_uncount(struct smtp_session *s)
+{
+	if (!s->uncounted) {
+		s->uncounted = 1;
+		smtp_conn_release(s->w->srv, s->ip);
+	}
+}
+
 void
 smtp_session_close(struct smtp_session *s, const char *text)
 {
@@ -191,6 +207,7 @@ smtp_session_close(struct smtp_session *s, const char *text)
 			log_info("%s: %s, client=%s", s->id, text, s->peer);
 	}
 	session_enter(s, SMTP_ST_CLOSING);
+	session_uncount(s);
 	if (s->bev == NULL ||
 	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
 		event_active(s->free_ev, EV_TIMEOUT, 1);
@@ -249,12 +266,78 @@ smtp_session_free(struct smtp_session *s)
 	if (s->next != NULL)
 		s->next->prev = s->prev;
 	w->nsessions--;
-	smtp_conn_release(w->srv, s->ip);
+	session_uncount(s);
 	log_info("%s: disconnect from %s", s->id, s->peer);
 	sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
 	free(s);
-	if (w->stopping && w->nsessions == 0)
-		event_base_loopexit(w->base, NULL);
+	if (w->nsessions == 0) {
+		struct timeval now;
+
+		/* After a burst, give the freed session memory back to the
+		 * system (glibc keeps it in the thread's arena otherwise);
+		 * at most every 10 s, since it walks the whole heap. */
+		event_base_gettimeofday_cached(w->base, &now);
+		if (now.tv_sec - w->last_trim >= 10) {
+			w->last_trim = now.tv_sec;
+			malloc_trim(0);
+		}
+		if (w->stopping)
+			event_base_loopexit(w->base, NULL);
+	}
+}
+
+/*
+ * A [local] socket peer: SO_PEERCRED's uid, its login from the passwd
+ * database, "LOGIN@qualify_domain" as an authenticated user (the sender
+ * rule and the quotas apply to it as to a login).  Returns 0, or -1 with
+ * why in buf (a uid without a name, or a name unfit for an address).
+ */
+static int
+session_local_peer(struct smtp_session *s, char *why, size_t whylen)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	struct ucred cr;
+	struct passwd pw, *res = NULL;
+	socklen_t crlen = sizeof(cr);
+	char pwbuf[4096];
+	const char *dom, *p;
+	int r;
+
+	if (getsockopt(s->fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) != 0) {
+		snprintf(why, whylen, "no peer credentials");
+		return -1;
+	}
+	s->local_uid = (long)cr.uid;
+	snprintf(s->ip, sizeof(s->ip), "uid:%u", (unsigned)cr.uid);
+	snprintf(s->peer, sizeof(s->peer), "local uid=%u", (unsigned)cr.uid);
+	r = getpwuid_r(cr.uid, &pw, pwbuf, sizeof(pwbuf), &res);
+	if (r != 0 || res == NULL || pw.pw_name == NULL ||
+	    pw.pw_name[0] == '\0' || strlen(pw.pw_name) > 64) {
+		snprintf(why, whylen, "uid %u has no user name",
+		    (unsigned)cr.uid);
+		return -1;
+	}
+	/* a local part as RFC 5321 allows unquoted, nothing more */
+	for (p = pw.pw_name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("._-+$", *p) != NULL) ||
+		    (*p == '.' && (p == pw.pw_name || p[1] == '.' ||
+		    p[1] == '\0'))) {
+			snprintf(why, whylen, "user name of uid %u is not "
+			    "usable in an address", (unsigned)cr.uid);
+			return -1;
+		}
+	snprintf(s->peer, sizeof(s->peer), "local uid=%u(%s)",
+	    (unsigned)cr.uid, pw.pw_name);
+	dom = cfg->local_qualify_domain != NULL ? cfg->local_qualify_domain :
+	    cfg->domain;
+	if (snprintf(s->user, sizeof(s->user), "%s@%s", pw.pw_name, dom) >=
+	    (int)sizeof(s->user)) {
+		snprintf(why, whylen, "address too long");
+		return -1;
+	}
+	s->flags |= SMTP_F_LOCAL | SMTP_F_AUTH;
+	return 0;
 }
 
 static void
@@ -343,9 +426,28 @@ smtp_session_start(struct smtp_worker *w, const struct smtp_listener *l,
 
 	if ((s->free_ev = event_new(w->base, -1, 0, session_free_cb, s)) == NULL)
 		goto fail;
-	log_info("%s: connect from %s, listener=%s", s->id, s->peer,
-	    l->conf->name);
-	if (l->conf->tls == LISTENER_TLS_IMPLICIT) {
+	if (l->conf->local) {
+		char why[128], line[200];
+
+		/* the uid is known before a byte is read: no STARTTLS, no AUTH */
+		if (session_local_peer(s, why, sizeof(why)) != 0) {
+			log_info("%s: connect from %s, listener=%s refused: %s",
+			    s->id, s->peer, l->conf->name, why);
+			if ((s->bev = bufferevent_socket_new(w->base, fd,
+			    BEV_OPT_DEFER_CALLBACKS)) == NULL)
+				goto fail;
+			session_setup_bev(s);
+			snprintf(line, sizeof(line), "554 5.7.1 Local submission "
+			    "refused: %s", why);
+			smtp_session_close(s, line);
+			return 0;
+		}
+		log_info("%s: connect from %s, listener=%s, user=%s", s->id,
+		    s->peer, l->conf->name, s->user);
+	} else
+		log_info("%s: connect from %s, listener=%s", s->id, s->peer,
+		    l->conf->name);
+	if (l->conf->tls == LISTENER_TLS_IMPLICIT && !l->conf->local) {
 		if (session_tls_bev(s) == -1)
 			goto fail;
 		s->state = SMTP_ST_HANDSHAKE;
@@ -416,6 +518,13 @@ session_getline(struct smtp_session *s, char **out, size_t *outlen)
 	    SMTP_LINE_MAX;
 	struct evbuffer_ptr eol;
 	size_t eol_len = 0, buffered = evbuffer_get_length(in);
+	char verb[5];
+
+	/* RFC 4954 4: an AUTH command with its initial response may be as
+	 * long as a continuation line (bearer tokens need it) */
+	if (limit == SMTP_LINE_MAX && evbuffer_copyout(in, verb, 5) == 5 &&
+	    strncasecmp(verb, "AUTH ", 5) == 0)
+		limit = SMTP_AUTH_LINE_MAX;
 
 	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
 	if (eol.pos < 0) {
@@ -440,6 +549,13 @@ session_getline(struct smtp_session *s, char **out, size_t *outlen)
 		evbuffer_drain(in, (size_t)eol.pos + eol_len);
 		s->skipping = 0;
 		s->verb = "-";
+		/* an over-long SASL response ends the exchange (RFC 4954 4) */
+		if (s->state == SMTP_ST_AUTH) {
+			s->auth_oauth_fail = 0;
+			sodium_memzero(s->auth_login_user,
+			    sizeof(s->auth_login_user));
+			session_enter(s, SMTP_ST_READY);
+		}
 		session_reply(s, 500, "5.5.2", "Line too long");
 		session_error(s);
 		return -1;

@@ -53,6 +53,7 @@ enum smtp_state {
 #define SMTP_F_HELO	0x04	/* EHLO or HELO seen since the last reset */
 #define SMTP_F_AUTH	0x08	/* authenticated */
 #define SMTP_F_DRAIN	0x10	/* server stopping: close after this step */
+#define SMTP_F_LOCAL	0x20	/* [local] unix socket: user from the peer uid */
 
 struct smtp_tx {
 	struct envelope	 env;
@@ -68,8 +69,15 @@ struct smtp_tx {
 	int64_t		 rate_start_ms;	/* monotonic ms of the first; 0 = none */
 };
 
+struct quota;
+
 struct smtp_pending {
 	struct smtp_session *s;		/* NULL once the session is gone */
+	/* a message commit: whom it is charged to once queued (also when
+	 * the client left meanwhile); quota NULL = nobody */
+	struct quota	*quota;
+	char		 qname[300];
+	size_t		 nrcpts;
 };
 
 struct smtp_session {
@@ -96,6 +104,8 @@ struct smtp_session {
 	struct smtp_tx		*tx;
 	int			 nerrors;
 	int			 skipping;	/* discarding an over-long line */
+	int			 uncounted;	/* per-address count released */
+	long			 local_uid;	/* SMTP_F_LOCAL: the peer's uid */
 	const char		*verb;		/* command being answered, for logs */
 
 	/* account security (session_cmd.c) */
@@ -108,7 +118,8 @@ struct smtp_session {
 	char			 auth_delay_text[200];
 
 	/* SASL exchange in progress */
-	int			 auth_mech;	/* 1 PLAIN, 2 LOGIN */
+	int			 auth_mech;	/* 1 PLAIN, 2 LOGIN, 3 XOAUTH2, 4 OAUTHBEARER */
+	int			 auth_oauth_fail; /* error challenge sent: next line gets 535 */
 	char			 auth_login_user[1025];
 	struct smtp_pending	*pending;
 
@@ -151,6 +162,9 @@ void	session_resume(struct smtp_session *s);
 struct smtp_pending *session_pending_new(struct smtp_session *s);
 /* 1 when addr is the login or one of its aliases (session_cmd.c). */
 int	session_sender_owned(const struct smtp_session *s, const char *addr);
+/* Whose quota this session's mail counts against: the login, the trusted
+ * network ("net:CIDR"), or NULL (session_cmd.c). */
+const char *session_quota_name(const struct smtp_session *s);
 void	session_pending_done(struct smtp_pending *p);
 
 #define SMTP_LINE_MAX		1000	/* RFC 5321 4.5.3.1.4 plus extension room */

@@ -18,6 +18,7 @@
 #include <sodium.h>
 
 #include "auth/authpool.h"
+#include "auth/oauth2.h"
 #include "auth/quota.h"
 #include "auth/sasl.h"
 #include "auth/throttle.h"
@@ -104,7 +105,7 @@ session_trusted(struct smtp_session *s)
 }
 
 /* The quota name of this session: the login, or the trusted network. */
-static const char *
+const char *
 session_quota_name(const struct smtp_session *s)
 {
 	if (s->flags & SMTP_F_AUTH)
@@ -156,22 +157,12 @@ session_quota_refuse(struct smtp_session *s, enum quota_verdict v,
 	return 0;
 }
 
-/* DATA/BDAT started: the message counts against the sender's quota. */
-static void
-session_quota_count(struct smtp_session *s)
-{
-	const char *name = session_quota_name(s);
-
-	if (name != NULL && s->w->srv->quota != NULL && s->tx != NULL)
-		quota_count(s->w->srv->quota, name, (int)s->tx->env.nrcpts,
-		    time(NULL));
-}
-
 static int
 session_needs_starttls(const struct smtp_session *s)
 {
+	/* the [local] socket never leaves the machine: no TLS there */
 	return s->lst->conf->tls == LISTENER_TLS_STARTTLS &&
-	    !(s->flags & SMTP_F_TLS);
+	    !(s->flags & SMTP_F_TLS) && !(s->flags & SMTP_F_LOCAL);
 }
 
 void
@@ -288,8 +279,10 @@ cmd_ehlo(struct smtp_session *s, const char *args)
 	    cfg->hostname, s->ip, (unsigned long long)cfg->max_message_size,
 	    session_needs_starttls(s) ? "250-STARTTLS\r\n" : "",
 	    /* RFC 4954 4: AUTH only where the password is protected */
-	    (s->flags & SMTP_F_TLS) && !(s->flags & SMTP_F_AUTH) ?
-	    "250-AUTH PLAIN LOGIN\r\n" : "");
+	    !(s->flags & SMTP_F_TLS) || (s->flags & SMTP_F_AUTH) ? "" :
+	    s->w->srv->oauth2 != NULL ?
+	    "250-AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n" :
+	    "250-AUTH PLAIN LOGIN\r\n");
 	if (n > 0 && (size_t)n < sizeof(buf))
 		session_reply_raw(s, buf);
 }
@@ -313,6 +306,12 @@ cmd_starttls(struct smtp_session *s, const char *args)
 
 	if (s->flags & SMTP_F_TLS) {
 		session_reply(s, 503, "5.5.1", "TLS already active");
+		session_error(s);
+		return;
+	}
+	if (s->flags & SMTP_F_LOCAL) {
+		session_reply(s, 502, "5.5.1",
+		    "STARTTLS is not offered on the local socket");
 		session_error(s);
 		return;
 	}
@@ -397,14 +396,19 @@ auth_reply_later(struct smtp_session *s, int code, const char *esc,
 		auth_delay_fire(-1, 0, s);
 		return;
 	}
-	bufferevent_disable(s->bev, EV_READ);
+	/* input keeps being read (bounded by the high-water mark) but not
+	 * processed while waiting: no epoll_ctl churn per AUTH */
 	session_enter(s, SMTP_ST_WAIT);
 }
 
 static const char *
 auth_mech_name(const struct smtp_session *s)
 {
-	return s->auth_mech == 1 ? "PLAIN" : "LOGIN";
+	static const char *const names[] = { "?", "PLAIN", "LOGIN", "XOAUTH2",
+	    "OAUTHBEARER" };
+
+	return s->auth_mech >= 1 && s->auth_mech <= 4 ?
+	    names[s->auth_mech] : "?";
 }
 
 /* The 535 text, with the help URL when configured. */
@@ -444,6 +448,10 @@ session_sender_owned(const struct smtp_session *s, const char *addr)
 {
 	const char *a;
 
+	/* root on the [local] socket sends as anyone, as with Postfix's
+	 * sendmail; other local users only as LOGIN@qualify_domain */
+	if ((s->flags & SMTP_F_LOCAL) && s->local_uid == 0)
+		return 1;
 	if (strcasecmp(addr, s->user) == 0)
 		return 1;
 	if (s->aliases == NULL)
@@ -452,6 +460,52 @@ session_sender_owned(const struct smtp_session *s, const char *addr)
 		if (strcasecmp(addr, a) == 0)
 			return 1;
 	return 0;
+}
+
+/*
+ * A refused bearer token, as Gmail does it: counted and logged now, then
+ * a 334 carrying the JSON error (RFC 7628 3.2.2), and the 535 only after
+ * the client's (empty or ^A) answer, after the failure delay.
+ */
+static void
+auth_token_failed(struct smtp_session *s, const char *account,
+    const char *why, int status, int from_cb)
+{
+	const struct config *cfg = s->w->srv->cfg;
+	char b64[600], line[620], acct[256];
+	int n = 0;
+
+	snprintf(acct, sizeof(acct), "%.255s", account);
+	if (s->w->srv->throttle != NULL)
+		n = throttle_fail(s->w->srv->throttle, acct, s->ip,
+		    __atomic_load_n(&cfg->auth_failure_window, __ATOMIC_RELAXED),
+		    time(NULL));
+	log_info("%s: auth failed, user=%s, method=%s, client=%s, reason=%s, "
+	    "failures=%d", s->id, s->auth_login_user[0] != '\0' ?
+	    s->auth_login_user : "-", auth_mech_name(s), s->peer, why, n);
+	sodium_memzero(s->auth_login_user, sizeof(s->auth_login_user));
+	session_enter(s, SMTP_ST_AUTH);
+	s->auth_oauth_fail = 1;
+	if (oauth2_error_challenge(s->auth_mech == 3 ? OAUTH2_XOAUTH2 :
+	    OAUTH2_OAUTHBEARER, status == O2_SCOPE ? O2_SCOPE : O2_INVALID,
+	    cfg->oauth2_required_scope, b64, sizeof(b64)) != 0)
+		b64[0] = '\0';
+	snprintf(line, sizeof(line), "334 %s\r\n", b64);
+	session_reply_raw(s, line);
+	if (from_cb)	/* inline, the command loop goes on by itself */
+		session_resume(s);
+}
+
+/* The client's answer to the error challenge: always 535. */
+static void
+auth_token_final(struct smtp_session *s)
+{
+	char text[300];
+
+	s->auth_oauth_fail = 0;
+	auth_text_535(s->w->srv->cfg, text, sizeof(text));
+	auth_reply_later(s, 535, "5.7.8", text, __atomic_load_n(
+	    &s->w->srv->cfg->auth_failure_delay, __ATOMIC_RELAXED));
 }
 
 static void
@@ -470,6 +524,16 @@ auth_done(void *arg, struct auth_answer *ans)
 	}
 	cfg = s->w->srv->cfg;
 	s->verb = "AUTH";
+	if (s->auth_mech >= 3 && ans->result != AUTH_OK &&
+	    ans->result != AUTH_TEMPFAIL) {
+		auth_token_failed(s, ans->canon != NULL ? ans->canon :
+		    s->auth_login_user, ans->oauth_reason != NULL &&
+		    ans->oauth_reason[0] != '\0' ? ans->oauth_reason :
+		    "bad-token", ans->oauth_status, 1);
+		free(ans->aliases);
+		ans->aliases = NULL;
+		return;
+	}
 	/* the login as typed, for the counters (canonical when known) */
 	snprintf(acct, sizeof(acct), "%.255s", ans->canon != NULL ?
 	    ans->canon : s->auth_login_user);
@@ -493,6 +557,7 @@ auth_done(void *arg, struct auth_answer *ans)
 		}
 		log_info("%s: auth ok, user=%s, method=%s, via=%s, client=%s",
 		    s->id, s->user, auth_mech_name(s),
+		    s->auth_mech >= 3 ? "oauth2-token" :
 		    ans->result == AUTH_OK_APPPASS ? "app-password" :
 		    ans->cached ? "password(cached)" : "password", s->peer);
 		session_reply(s, 235, "2.7.0", "Accepted");
@@ -595,9 +660,58 @@ auth_verify(struct smtp_session *s, const char *user, const char *pass,
 		    "Temporary authentication failure, try again later");
 		return;
 	}
-	bufferevent_disable(s->bev, EV_READ);
 	authpool_verify_ex(s->w->srv->auth, s->w->base, user, pass, passlen,
 	    auth_done, p);
+}
+
+/* XOAUTH2 / OAUTHBEARER response (base64) -> token check on the pool. */
+static void
+auth_token(struct smtp_session *s, const char *b64, size_t len)
+{
+	enum oauth2_mech mech = s->auth_mech == 3 ? OAUTH2_XOAUTH2 :
+	    OAUTH2_OAUTHBEARER;
+	struct oauth2_sasl *os;
+	unsigned char *raw;
+	struct smtp_pending *p;
+	char esc[300];
+	long n;
+
+	raw = sodium_malloc(SMTP_AUTH_LINE_MAX);
+	os = sodium_malloc(sizeof(*os));
+	if (raw == NULL || os == NULL) {
+		if (raw != NULL)
+			sodium_free(raw);
+		if (os != NULL)
+			sodium_free(os);
+		session_enter(s, SMTP_ST_READY);
+		session_reply(s, 454, "4.7.0",
+		    "Temporary authentication failure, try again later");
+		return;
+	}
+	n = sasl_b64_decode(b64, len, raw, SMTP_AUTH_LINE_MAX);
+	if (n <= 0 || oauth2_sasl_decode(mech, raw, (size_t)n, os) != 0) {
+		/* garbage gets the same answer as a bad token */
+		s->auth_login_user[0] = '\0';
+		if (!auth_throttled(s, ""))
+			auth_token_failed(s, "", "malformed-response",
+			    O2_INVALID, 0);
+		goto out;
+	}
+	log_escape(esc, sizeof(esc), os->user, strlen(os->user));
+	snprintf(s->auth_login_user, sizeof(s->auth_login_user), "%s", esc);
+	if (auth_throttled(s, os->user))
+		goto out;
+	if ((p = session_pending_new(s)) == NULL) {
+		session_enter(s, SMTP_ST_READY);
+		session_reply(s, 454, "4.7.0",
+		    "Temporary authentication failure, try again later");
+		goto out;
+	}
+	authpool_verify_token(s->w->srv->auth, s->w->base, os->user,
+	    os->token, os->tokenlen, auth_done, p);
+out:
+	sodium_free(raw);
+	sodium_free(os);
 }
 
 static void
@@ -680,6 +794,18 @@ cmd_auth(struct smtp_session *s, const char *args)
 		} else {
 			session_reply_raw(s, "334 VXNlcm5hbWU6\r\n");
 		}
+	} else if (s->w->srv->oauth2 != NULL && ((mlen == 7 &&
+	    strncasecmp(args, "XOAUTH2", 7) == 0) || (mlen == 11 &&
+	    strncasecmp(args, "OAUTHBEARER", 11) == 0))) {
+		s->auth_mech = mlen == 7 ? 3 : 4;
+		s->auth_oauth_fail = 0;
+		s->auth_login_user[0] = '\0';
+		session_enter(s, SMTP_ST_AUTH);
+		if (initial == NULL) {
+			session_reply_raw(s, "334 \r\n");
+			return;
+		}
+		auth_token(s, initial, strlen(initial));
 	} else if (mlen == 0) {
 		session_reply(s, 501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
 		session_error(s);
@@ -700,6 +826,12 @@ session_auth_line(struct smtp_session *s, char *line, size_t len)
 		session_error(s);
 		return;
 	}
+	/* RFC 7628 3.2.3: after the error challenge only 535 is left,
+	 * whatever the client answers (^A, empty or "*") */
+	if (s->auth_oauth_fail) {
+		auth_token_final(s);
+		return;
+	}
 	/* RFC 4954 4: "*" cancels the exchange. */
 	if (len == 1 && line[0] == '*') {
 		session_enter(s, SMTP_ST_READY);
@@ -710,6 +842,10 @@ session_auth_line(struct smtp_session *s, char *line, size_t len)
 	}
 	if (s->auth_mech == 1) {
 		auth_plain(s, line, len);
+		return;
+	}
+	if (s->auth_mech == 3 || s->auth_mech == 4) {
+		auth_token(s, line, len);
 		return;
 	}
 	if (s->auth_login_user[0] == '\0') {
@@ -957,9 +1093,10 @@ cmd_data(struct smtp_session *s, const char *args)
 		session_error(s);
 		return;
 	}
+	/* the quota was checked at MAIL and RCPT; the message counts once
+	 * it is queued (commit_done in session_data.c) */
 	if (session_data_start(s, 0) == -1)
 		return;
-	session_quota_count(s);
 	session_reply(s, 354, NULL, "Go ahead, end with <CR><LF>.<CR><LF>");
 	session_enter(s, SMTP_ST_DATA);
 }
@@ -1014,8 +1151,7 @@ cmd_bdat(struct smtp_session *s, const char *args)
 			/* reply given; still swallow the chunk */
 			s->bdat_reply = -1;
 		} else {
-			if (first)
-				session_quota_count(s);
+			/* counted once queued, as for DATA */
 			s->bdat_discard = 0;
 		}
 	}

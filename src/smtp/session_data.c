@@ -26,6 +26,7 @@
 
 #include "message/dkim.h"
 #include "message/msgfilter.h"
+#include "auth/quota.h"
 #include "smtp/server.h"
 #include "smtp/session.h"
 #include "util/log.h"
@@ -107,10 +108,16 @@ session_received(struct smtp_session *s, char *buf, size_t len)
 		    s->user);
 	if (s->flags & SMTP_F_TLS)
 		snprintf(tlsc, sizeof(tlsc), "\r\n\t(%s)", s->tlsinfo);
-	n = snprintf(buf, len,
-	    "Received: from %s ([%s])\r\n\tby %s with %s id %s%s%s%s;\r\n\t%s\r\n",
-	    s->helo, s->ip, cfg->hostname, with, tx->env.qid, forr, user,
-	    tlsc, date);
+	if (s->flags & SMTP_F_LOCAL)	/* no address: the local uid, as Postfix */
+		n = snprintf(buf, len,
+		    "Received: from %s (uid %ld)\r\n\tby %s with %s id %s%s%s%s;"
+		    "\r\n\t%s\r\n", s->helo, s->local_uid, cfg->hostname, with,
+		    tx->env.qid, forr, user, tlsc, date);
+	else
+		n = snprintf(buf, len,
+		    "Received: from %s ([%s])\r\n\tby %s with %s id %s%s%s%s;"
+		    "\r\n\t%s\r\n", s->helo, s->ip, cfg->hostname, with,
+		    tx->env.qid, forr, user, tlsc, date);
 	if (n < 0 || (size_t)n >= len)
 		return -1;
 	return n;
@@ -118,6 +125,12 @@ session_received(struct smtp_session *s, char *buf, size_t len)
 
 /* Opens the spool file and writes the trace header.  On failure the reply
  * has been sent.  Returns 0 or -1. */
+static int
+session_from_owned(void *ctx, const char *addr)
+{
+	return session_sender_owned(ctx, addr);
+}
+
 int
 session_data_start(struct smtp_session *s, int bdat)
 {
@@ -146,6 +159,14 @@ session_data_start(struct smtp_session *s, int bdat)
 	mo.smtputf8 = tx->env.smtputf8;
 	mo.keys = dkim_store_get(s->w->srv->dkim);
 	mo.dkim_expire = cfg->dkim_expire;
+	if (s->flags & SMTP_F_AUTH) {
+		/* issue 4's sender rule, for the From: header too */
+		mo.from_owned = session_from_owned;
+		mo.from_ctx = s;
+		mo.from_rewrite = cfg->sender_rule != NULL &&
+		    strcmp(cfg->sender_rule, "rewrite") == 0;
+		mo.rewrite_header = cfg->rewrite_header;
+	}
 	mo.body = data_body;
 	mo.body_ctx = tx;
 	if ((tx->mf = msgfilter_new(&mo)) == NULL) {
@@ -176,6 +197,9 @@ commit_done(void *arg, int result, const char *qid)
 	struct smtp_pending *p = arg;
 	struct smtp_session *s = p->s;
 
+	/* queued: now (not at DATA/BDAT) it counts against the quota */
+	if (result == 0 && p->quota != NULL)
+		quota_count(p->quota, p->qname, (int)p->nrcpts, time(NULL));
 	session_pending_done(p);
 	if (s == NULL) {
 		/* the client left while we synced: the message is queued (or
@@ -267,7 +291,13 @@ session_data_end(struct smtp_session *s)
 		session_tx_free(s);
 		return;
 	}
-	bufferevent_disable(s->bev, EV_READ);
+	if (s->w->srv->quota != NULL && session_quota_name(s) != NULL) {
+		p->quota = s->w->srv->quota;
+		snprintf(p->qname, sizeof(p->qname), "%s", session_quota_name(s));
+		p->nrcpts = tx->env.nrcpts;
+	}
+	/* reading stays on (session_process ignores input while waiting):
+	 * a disconnect during the commit is noticed, and no epoll_ctl */
 	spool_msg_commit(m, s->w->base, commit_done, p);
 	return;
 refused:

@@ -23,6 +23,8 @@
  * the final dot.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -646,6 +648,15 @@ smtpc_connect(struct smtpc *s, const struct sockaddr *sa, socklen_t salen)
 		s->broken = 1;
 		return smtpc_fail_later(s, SMTPC_OP_CONNECT);
 	}
+	{
+		/* Pipelined commands and the final dot are small writes that
+		 * must not wait for the ACK of the previous segment (Nagle
+		 * + the peer's delayed ACK stall every reused connection). */
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+		    sizeof(one));
+	}
 	if (s->srclen > 0 && bind(fd, (struct sockaddr *)&s->src,
 	    s->srclen) == -1) {
 		smtpc_set_status(s, SMTPC_TEMPFAIL, SMTPC_E_LOCAL, 0,
@@ -1108,6 +1119,16 @@ smtpc_on_auth(struct smtpc *s)
 		    "too many AUTH challenges");
 		return;
 	}
+	/* an OAuth2 error challenge (JSON) is kept for the message; read
+	 * it before the reply buffer is reset */
+	if (s->auth_mech == SMTPC_AUTH_XOAUTH2 ||
+	    s->auth_mech == SMTPC_AUTH_OAUTHBEARER) {
+		v = s->reply.text;
+		n = smtpc_b64_decode(v, strcspn(v, " "), dec, sizeof(dec));
+		if (n > 0)
+			log_escape(s->auth_challenge,
+			    sizeof(s->auth_challenge), (char *)dec, (size_t)n);
+	}
 	smtpc_reply_init(&s->reply);
 	smtpc_arm(s, s->t_cmd);
 	switch (s->auth_mech) {
@@ -1129,14 +1150,9 @@ smtpc_on_auth(struct smtpc *s)
 		return;
 	case SMTPC_AUTH_XOAUTH2:
 	case SMTPC_AUTH_OAUTHBEARER:
-		/* the server's error (JSON) as a challenge: keep it for the
-		 * message, then answer as RFC 7628 3.2.3 / Google say so
-		 * that the server sends its final 5xx */
-		v = s->reply.text;
-		n = smtpc_b64_decode(v, strcspn(v, " "), dec, sizeof(dec));
-		if (n > 0)
-			log_escape(s->auth_challenge,
-			    sizeof(s->auth_challenge), (char *)dec, (size_t)n);
+		/* the server's error (JSON) as a challenge (kept above):
+		 * answer as RFC 7628 3.2.3 / Google say so that the server
+		 * sends its final 5xx */
 		if (s->auth_mech == SMTPC_AUTH_OAUTHBEARER)
 			smtpc_printf(s, "AQ==\r\n");
 		else

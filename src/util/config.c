@@ -676,6 +676,9 @@ static const struct keydef keys[] = {
 	    0, 1000000000, NULL },
 	{ "limits", "hold_after_quota_hits", K_INT, F(hold_after_quota_hits),
 	    0, 1000000, NULL },
+	{ "limits", "hold_after_bounces", K_INT, F(hold_after_bounces),
+	    0, 1000000, NULL },
+	{ "limits", "bounce_window", K_DUR, F(bounce_window), 1, 7 * DAY, NULL },
 
 	{ "delivery", "smarthost", K_HOSTPORT, F(smarthost), 0, 0, NULL },
 	{ "delivery", "smarthost_tls", K_CHOICE, F(smarthost_tls), 0, 0,
@@ -721,6 +724,20 @@ static const struct keydef keys[] = {
 	{ "oauth2", "user_claim", K_STR, F(oauth2_user_claim), 0, 0, NULL },
 	{ "oauth2", "introspection_url", K_URL, F(oauth2_introspection_url),
 	    0, 0, NULL },
+	{ "oauth2", "introspection_credentials", K_PATH,
+	    F(oauth2_introspection_credentials), 0, 0, NULL },
+	{ "oauth2", "accepted_typ", K_STR, F(oauth2_accepted_typ), 0, 0, NULL },
+	{ "oauth2", "scope_claim", K_STR, F(oauth2_scope_claim), 0, 0, NULL },
+	{ "oauth2", "clock_skew", K_DUR, F(oauth2_clock_skew), 0, 3600, NULL },
+
+	{ "account_page", "listen", K_ADDRPORT, F(web_listen), 0, 0, NULL },
+	{ "account_page", "session_idle", K_DUR, F(web_session_idle),
+	    10, DAY, NULL },
+	{ "account_page", "session_lifetime", K_DUR, F(web_session_lifetime),
+	    10, 7 * DAY, NULL },
+
+	{ "local", "socket", K_PATH, F(local_socket), 0, 0, NULL },
+	{ "local", "qualify_domain", K_HOST, F(local_qualify_domain), 0, 0, NULL },
 
 	{ "log", "level", K_LOGLEVEL, F(log_level), 0, 0, NULL },
 	{ "log", "syslog", K_BOOL, F(log_syslog), 0, 0, NULL },
@@ -739,12 +756,14 @@ static const size_t str_fields[] = {
 	F(dkim_selector),
 	F(oauth2_issuer), F(oauth2_audience), F(oauth2_jwks_file),
 	F(oauth2_jwks_url), F(oauth2_required_scope), F(oauth2_user_claim),
-	F(oauth2_introspection_url),
+	F(oauth2_introspection_url), F(oauth2_introspection_credentials),
+	F(oauth2_accepted_typ), F(oauth2_scope_claim), F(web_listen),
+	F(local_socket), F(local_qualify_domain),
 };
 
 static const char *const sections[] = {
 	"server", "tls", "accounts", "spool", "limits", "delivery", "dkim",
-	"oauth2", "log",
+	"oauth2", "log", "account_page", "local",
 };
 
 /* Mozilla "intermediate" (v5.7) for TLS 1.2; TLS 1.3 suites as OpenSSL. */
@@ -1149,8 +1168,11 @@ set_defaults(struct config *cfg)
 	cfg->auth_failures = 10;
 	cfg->auth_failure_window = 600;
 	cfg->auth_failure_delay = 1;
+	cfg->oauth2_clock_skew = 60;
 	cfg->hourly_messages = 500;
 	cfg->hold_after_quota_hits = 10;
+	cfg->hold_after_bounces = 50;
+	cfg->bounce_window = 3600;
 	cfg->auth_cache_ttl = 300;
 	cfg->counter_flush = 5;
 	cfg->delivery_port = 25;
@@ -1168,6 +1190,8 @@ set_defaults(struct config *cfg)
 	cfg->rcpts_per_transaction = 100;
 	cfg->log_level = LOGL_INFO;
 	cfg->log_syslog = 0;
+	cfg->web_session_idle = 15 * 60;
+	cfg->web_session_lifetime = 8 * 3600;
 }
 
 /* cfg->path (absolute) and cfg->dir from the path as given. */
@@ -1243,7 +1267,10 @@ fill_defaults(struct config *cfg)
 	    default_str(&cfg->delivery_tls, "opportunistic") != 0 ||
 	    default_str(&cfg->dkim_selector, "mail") != 0 ||
 	    default_str(&cfg->run_user, "outpost") != 0 ||
-	    default_str(&cfg->oauth2_user_claim, "email") != 0)
+	    default_str(&cfg->oauth2_user_claim, "email") != 0 ||
+	    default_str(&cfg->oauth2_scope_claim, "scope") != 0 ||
+	    default_str(&cfg->oauth2_accepted_typ,
+	    "at+jwt application/at+jwt") != 0)
 		return -1;
 	return 0;
 }
@@ -1288,6 +1315,12 @@ check_config(struct config *cfg, struct load_ctx *lc, const char *name,
 	if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
 		seterr(err, errlen, "%s: [tls] cert and key go together: set both",
 		    name);
+		return -1;
+	}
+	/* sockaddr_un's sun_path is 108 bytes on Linux, NUL included */
+	if (cfg->local_socket != NULL && strlen(cfg->local_socket) > 107) {
+		seterr(err, errlen, "%s: [local] socket: the path is longer than "
+		    "the 107 bytes a unix socket allows", name);
 		return -1;
 	}
 	if (cfg->smarthost == NULL &&
@@ -1341,6 +1374,13 @@ check_config(struct config *cfg, struct load_ctx *lc, const char *name,
 	if (cfg->oauth2_jwks_file != NULL && cfg->oauth2_jwks_url != NULL) {
 		seterr(err, errlen, "%s: [oauth2] set jwks_file or jwks_url, "
 		    "not both", name);
+		return -1;
+	}
+	if ((cfg->oauth2_jwks_file != NULL || cfg->oauth2_jwks_url != NULL) &&
+	    (cfg->oauth2_issuer == NULL || cfg->oauth2_issuer[0] == '\0' ||
+	    cfg->oauth2_audience == NULL || cfg->oauth2_audience[0] == '\0')) {
+		seterr(err, errlen, "%s: [oauth2] JWT validation needs issuer "
+		    "and audience", name);
 		return -1;
 	}
 	return 0;

@@ -39,6 +39,8 @@ struct listener_conf {
 	char	*trusted_networks; /* as written; NULL: none (the default) */
 	struct cidr *trusted;	/* parsed, ntrusted entries (heap) */
 	int	 ntrusted;
+	int	 local;		/* the [local] unix socket (smtp/server.c), not from a
+				 * [listener] section: peer uid is the login */
 };
 
 struct config {
@@ -98,6 +100,8 @@ struct config {
 	int	 auth_failure_delay;	/* seconds before a 535/454; default 1 */
 	int	 hourly_messages;	/* per user burst limit; default 500, 0 off */
 	int	 hold_after_quota_hits;	/* hold a user after N hits a day; 0 off */
+	int	 hold_after_bounces;	/* hold after N hard bounces a window; 0 off */
+	int	 bounce_window;		/* seconds; default 3600 */
 
 	/* [delivery] (the delivery issue uses these; parsed and checked now) */
 	char	*smarthost;
@@ -140,6 +144,20 @@ struct config {
 	char	*oauth2_required_scope;
 	char	*oauth2_user_claim;
 	char	*oauth2_introspection_url;
+	char	*oauth2_introspection_credentials; /* file "client_id:secret" */
+	char	*oauth2_accepted_typ;	/* JWT typ values, blank-separated; "" any */
+	char	*oauth2_scope_claim;	/* default "scope" (Entra: "scp") */
+	int	 oauth2_clock_skew;	/* seconds for exp/nbf; default 60 */
+
+	/* [account_page] (src/web: the HTTPS account page; off unless set) */
+	char	*web_listen;		/* "127.0.0.1:2443"; NULL = off */
+	int	 web_session_idle;	/* seconds without a request; default 15m */
+	int	 web_session_lifetime;	/* seconds after sign-in; default 8h */
+
+	/* [local]: submission over a unix socket for local users (cron,
+	 * PHP as www-data); the peer's uid is its identity (SO_PEERCRED) */
+	char	*local_socket;		/* path; NULL = off (the default) */
+	char	*local_qualify_domain;	/* LOGIN@this; NULL = [server] domain */
 
 	/* [log] */
 	int	 log_level;		/* LOGL_* from log.h; default info */

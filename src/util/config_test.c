@@ -669,6 +669,24 @@ test_load_small_things(void **state)
 	config_free(&cfg);
 	free(path);
 
+	/* [local]: off by default; a relative socket is under the file's
+	 * directory; qualify_domain stays unset (users fall back to
+	 * [server] domain) */
+	path = write_conf("[server]\ndomain = example.org\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_null(cfg.local_socket);
+	assert_null(cfg.local_qualify_domain);
+	config_free(&cfg);
+	free(path);
+	path = write_conf("[local]\nsocket = run/o.sock\n"
+	    "qualify_domain = users.example.org\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_non_null(strstr(cfg.local_socket, "/run/o.sock"));
+	assert_int_equal(cfg.local_socket[0], '/');
+	assert_string_equal(cfg.local_qualify_domain, "users.example.org");
+	config_free(&cfg);
+	free(path);
+
 	/* A relative config path is made absolute. */
 	path = write_conf("[server]\ndomain = example.org\n");
 	cwd = getcwd(NULL, 0);
@@ -804,6 +822,14 @@ test_load_errors(void **state)
 		    "retry_interval" },
 		{ "[oauth2]\njwks_file = j\njwks_url = https://x/jwks\n",
 		    ": [oauth2] set jwks_file or jwks_url, not both" },
+		{ "[local]\nsocket = /run/outpost/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaa.sock\n",
+		    ": [local] socket: the path is longer than the 107 bytes a "
+		    "unix socket allows" },
+		{ "[local]\nqualify_domain = not a domain\n",
+		    ":2: [local] qualify_domain: expected a host name" },
+		{ "[local]\nport = 1\n", ":2: [local] port: unknown key" },
 	};
 	struct config	cfg;
 	char		*path, err[512], want[1024];

@@ -29,10 +29,12 @@
 static char		log_ident[LOG_IDENT_MAX] = "outpost";
 static atomic_int	log_level = LOGL_INFO;
 static atomic_int	log_use_syslog = 0;
+static long		log_pid;	/* cached: getpid() per line is a syscall */
 
 void
 log_init(const char *ident, int level, int use_syslog)
 {
+	log_pid = (long)getpid();
 	if (ident != NULL && *ident != '\0')
 		snprintf(log_ident, sizeof(log_ident), "%s", ident);
 	log_set_level(level);
@@ -149,7 +151,7 @@ log_msg(int level, const char *fmt, ...)
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld]: %s",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L, log_ident,
-	    (long)getpid(), log_prefix(level));
+	    log_pid != 0 ? log_pid : (long)getpid(), log_prefix(level));
 	if (n < 0)
 		return;
 	hdr = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;

@@ -407,6 +407,9 @@ class Outpost:
         self.port_tls = free_port()    # implicit TLS (465 style)
         while self.port_tls == self.port:
             self.port_tls = free_port()
+        self.port_web = free_port()    # account page (HTTPS)
+        while self.port_web in (self.port, self.port_tls):
+            self.port_web = free_port()
         self.conf = os.path.join(self.dir, "outpost.conf")
         self.ca = os.path.join(self.dir, "tls", "ca.crt")
         self.log = os.path.join(self.dir, "outpostd.log")
@@ -419,7 +422,10 @@ class Outpost:
         self.sent_signals = set()
         self.problems = []
         outpost_init(self.dir, self.port, self.port_tls)
-        self.overrides = merge_overrides(BASE_OVERRIDES, overrides)
+        self.overrides = merge_overrides(
+            BASE_OVERRIDES,
+            {"account_page": {"listen": "127.0.0.1:%d" % self.port_web}},
+            overrides)
         self.edit_conf(self.overrides)
         r = run_cli(self.conf, "user", "add", USER,
                     input=(PASSWORD + "\n").encode())

@@ -37,7 +37,7 @@ def header_names(msg):
 
 
 def test_corpus_double_signature_verifies(outpost_setup):
-    """Every message of a 38-message corpus (multipart, 8-bit, SMTPUTF8, folded and long headers, empty body, trailing whitespace/blank lines) gets an ed25519-sha256 and an rsa-sha256 signature that dkimpy verifies; the body is stored byte for byte."""
+    """Every message of a 36-message corpus (multipart, 8-bit, SMTPUTF8, folded and long headers, empty body, trailing whitespace/blank lines) gets an ed25519-sha256 and an rsa-sha256 signature that dkimpy verifies; the body is stored byte for byte."""
     o = outpost_setup
     recs = dns_records(o)
     assert len(recs) == 2, recs
@@ -164,16 +164,27 @@ def test_no_key_unsigned_and_logged(outpost_setup):
     assert wait_until(lambda: "%s: dkim: no key for other.example" % qid in o.log_text())
 
 
-def test_foreign_from_not_signed(outpost_setup):
-    """A From: address that is neither the login nor the envelope sender is not signed, although its domain has a key; the log says why."""
+def test_foreign_from_refused(outpost_setup):
+    """A From: address that is neither the login nor one of its aliases is refused (553 5.7.1): outpost never signs someone else's mail."""
+    o = outpost_setup
+    msg = (b"From: ceo@example.test\r\nTo: bob@example.org\r\n"
+           b"Subject: not mine\r\n\r\nbody\r\n")
+    with pytest.raises(smtplib.SMTPDataError) as e:
+        o.send_raw(msg)
+    assert e.value.smtp_code == 553
+    assert o.queue_files() == []
+
+
+@pytest.mark.outpost_conf({"accounts": {"sender_rule": "rewrite"}})
+def test_foreign_from_rewritten_and_signed(outpost_setup):
+    """In rewrite mode a foreign From: becomes the login, and the message is signed for the login's domain and verifies."""
     o = outpost_setup
     msg = (b"From: ceo@example.test\r\nTo: bob@example.org\r\n"
            b"Subject: not mine\r\n\r\nbody\r\n")
     qid = o.send_raw(msg)
     _env, stored = o.stored(qid)
-    assert signatures(stored) == []
-    assert wait_until(lambda: "%s: dkim: not signed: From: <ceo@example.test> is not "
-                      "the sending account" % qid in o.log_text())
+    assert b"X-Original-From: ceo@example.test" in stored
+    assert verify_all(stored, dns_records(o)) == ["ed25519-sha256", "rsa-sha256"]
 
 
 def test_keygen_new_domain_and_sighup(outpost_setup):

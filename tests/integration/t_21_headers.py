@@ -160,7 +160,7 @@ def test_several_authors_with_own_sender_accepted(outpost_module):
     b"From: <alice@example.test>",
     b"From: Alice <@relay.example:alice@example.test>",
     b"From: \"alice\"@example.test",
-    b"From: alice@[127.0.0.1]",
+    b"From: alice@example.test\r\nTo: bob@[127.0.0.1]",
     b"From: Alice\r\n <alice@example.test>",
     b"From: =?utf-8?q?Al=C3=AEce?= <alice@example.test>",
     b"From: alice@example.test\r\nTo: a@example.org,, b@example.org,\r\nCc: Team: c@example.org, d@example.org;",

@@ -97,7 +97,7 @@ def test_mx_preference_order(make_outpost, aiosink):
         d.stop()
 
 
-def test_dsn_params_passed_on_and_connection_reused(make_outpost, dns_basic):
+def test_dsn_params_passed_on(make_outpost, dns_basic):
     srv = ScriptedSMTP()
     try:
         o = make_outpost(delivery_overrides(dns_basic, srv.port))
@@ -218,5 +218,111 @@ def test_queue_cli_with_daemon_stopped(make_outpost, dns_basic):
         assert o.cli("queue", "delete", qid).returncode == 0
         assert qid not in o.cli("queue", "list").stdout.decode()
         o.start()
+    finally:
+        srv.stop()
+
+
+def test_ipv6_mx_and_ipv4_only(make_outpost, aiosink):
+    """An MX with only an AAAA record (::1) is reached over IPv6; the
+    same destination listed in ipv4_only has no usable address."""
+    from dlvtest import AioSink
+    sink6 = AioSink(host="::1", port=aiosink.port)
+    zone = {"v6.test": [("MX", (10, "mx.v6.test"))],
+            "mx.v6.test": [("AAAA", "::1")],
+            "example.test": [("MX", (10, "mx4.test"))],
+            "mx4.test": [("A", "127.0.0.1")]}
+    d = ZoneDNS(zone)
+    try:
+        o = make_outpost(delivery_overrides(d, aiosink.port))
+        qid = o.send_raw(simple_message("six"), rcpts=["s@v6.test"])
+        assert wait_until(lambda: sink6.messages, timeout=20), \
+            o.log_text()[-3000:]
+        wait_log(o, qid + ": to=<s@v6.test>, relay=mx.v6.test[::1]:")
+        wait_queue_empty(o)
+        o.stop()
+        o.edit_conf({"delivery": {"ipv4_only": "v6.test other.test"}})
+        o.start()
+        qid = o.send_raw(simple_message("six"), rcpts=["t@v6.test"])
+        wait_log(o, re.compile(qid + r": to=<t@v6\.test>, .*status=bounced "
+                               r"\(.*MX points nowhere"))
+        assert len(sink6.messages) == 1
+    finally:
+        sink6.stop()
+        d.stop()
+
+
+def test_submission_dsn_parameters(make_outpost, dns_basic):
+    """EHLO offers DSN; malformed NOTIFY / RET get 555 5.5.4 and the
+    session goes on; the values are stored with the envelope."""
+    o = make_outpost(delivery_overrides(dns_basic, 9, retry_interval="60s",
+                                        max_retry_interval="60s"))
+    d = o.dialog("implicit")
+    try:
+        assert "DSN" in d.ehlo()
+        d.login()
+        d.cmd("MAIL FROM:<%s> RET=BOGUS" % USER)
+        d.expect(555, "5.5.4")
+        d.cmd("MAIL FROM:<%s> RET=FULL ENVID=abc+2Bdef" % USER)
+        d.expect(250)
+        d.cmd("RCPT TO:<x@dest.test> NOTIFY=SOMETIMES")
+        d.expect(555, "5.5.4")
+        d.cmd("RCPT TO:<x@dest.test> NOTIFY=NEVER,SUCCESS")
+        d.expect(555, "5.5.4")
+        d.cmd("RCPT TO:<x@dest.test> NOTIFY=DELAY,FAILURE "
+              "ORCPT=rfc822;x@dest.test")
+        d.expect(250)
+        d.cmd("DATA")
+        d.expect(354)
+        d.send(simple_message("dsnparams") + b".\r\n")
+        r = d.reply()
+        assert r.code == 250, r
+        qid = r.lines[-1].split()[-1]
+    finally:
+        d.close()
+    env, _ = o.stored(qid)
+    assert b"ret full" in env and b"envid abc+2Bdef" in env, env
+    assert b"notify=failure,delay" in env or b"notify=delay,failure" in env, env
+    assert b"orcpt=rfc822;x@dest.test" in env, env
+
+
+def test_status_counts_auth_failures(make_outpost, dns_basic):
+    o = make_outpost(delivery_overrides(dns_basic, 9))
+    sock = os.path.join(o.dir, "data", "control.sock")
+    assert wait_until(lambda: os.path.exists(sock), timeout=10)
+    d = o.dialog("implicit")
+    try:
+        d.ehlo()
+        r = d.auth_plain(password="wrong password")
+        assert r.code == 535, r
+    finally:
+        d.close()
+    r = o.cli("status")
+    assert r.returncode == 0, r
+    assert b"auth failures: 1 in the last hour" in r.stdout, r.stdout
+    assert b"outpostd:   running" in r.stdout
+
+
+@pytest.mark.parametrize("reuse", ["yes", "no"])
+def test_connection_reuse(make_outpost, dns_basic, reuse):
+    """Three messages waiting for one destination (one connection at a
+    time): with reuse they go over one connection, without over three."""
+    srv = ScriptedSMTP()
+    srv.data_reply = lambda n, msg: "451 4.3.0 not yet"
+    try:
+        o = make_outpost(delivery_overrides(
+            dns_basic, srv.port, retry_interval="60s",
+            max_retry_interval="60s", max_per_destination="1",
+            connection_reuse=reuse))
+        qids = [o.send_raw(simple_message("r%d" % i),
+                           rcpts=["r%d@dest.test" % i]) for i in range(3)]
+        for q in qids:
+            wait_log(o, re.compile(q + r": to=<.*status=deferred"))
+        srv.data_reply = lambda n, msg: "250 2.0.0 OK"
+        before = srv.connections
+        assert o.cli("queue", "flush").returncode == 0
+        assert wait_until(lambda: len(srv.messages) == 3, timeout=20), \
+            o.log_text()[-3000:]
+        wait_queue_empty(o)
+        assert srv.connections - before == (1 if reuse == "yes" else 3)
     finally:
         srv.stop()

@@ -252,6 +252,23 @@ def test_8bit_to_hop_without_8bitmime_bounces(make_outpost, dns, srv):
     assert not normal(srv)
 
 
+def test_declared_8bit_but_7bit_content_is_delivered(make_outpost, dns, srv):
+    """BODY=8BITMIME on a message that is all ASCII goes to a hop without
+    8BITMIME unchanged (nothing to convert)."""
+    srv.caps = ["PIPELINING", "ENHANCEDSTATUSCODES"]
+    o = make_outpost(delivery_overrides(dns, srv.port))
+    s = o.smtp_ssl()
+    try:
+        s.sendmail(USER, ["s@dest.test"], simple_message("ascii"),
+                   mail_options=["BODY=8BITMIME"])
+    finally:
+        s.quit()
+    assert wait_until(lambda: normal(srv), timeout=20), o.log_text()[-3000:]
+    assert "BODY=" not in normal(srv)[0].mail_params
+    assert not bounces(srv)
+    wait_queue_empty(o)
+
+
 def test_expiry_bounces_and_delay_warning(make_outpost, dns, srv):
     srv.data_reply = lambda n, msg: ("451 4.3.0 try later" if msg.mail_from
                                      else "250 2.0.0 OK")
@@ -307,3 +324,62 @@ def test_kill9_during_delivery_no_loss_no_resend(make_outpost, dns, srv):
         assert hang.messages[0].rcpt_addrs == ["b@other.test"]
     finally:
         hang.stop()
+
+
+def test_smtputf8_to_hop_without_it_bounces(make_outpost, dns, srv):
+    """The next hop does not offer SMTPUTF8: the message needs it (a
+    UTF-8 recipient), so it bounces politely with a global DSN."""
+    srv.caps = ["PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES"]
+    o = make_outpost(delivery_overrides(dns, srv.port))
+    s = o.smtp_ssl()
+    try:
+        s.sendmail(USER, ["jürgen@dest.test"],
+                   simple_message("utf8", body="Grüße\r\n".encode()),
+                   mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    finally:
+        s.quit()
+    wait_log(o, re.compile(r"to=<j\\xc3\\xbcrgen@dest\.test>, .*"
+                           r"dsn=5\.6\.7, status=bounced", re.I))
+    assert wait_until(lambda: bounces(srv), timeout=20), o.log_text()[-3000:]
+    body = bounces(srv)[0].data
+    assert b"message/global-delivery-status" in body, body[:2000]
+    assert not normal(srv)
+    wait_queue_empty(o)
+
+
+def test_5xx_after_dot_fails_every_recipient(make_outpost, dns, srv):
+    srv.data_reply = lambda n, msg: ("554 5.6.0 content rejected"
+                                     if msg.mail_from else "250 2.0.0 OK")
+    o = make_outpost(delivery_overrides(dns, srv.port))
+    qid = o.send_raw(simple_message("spammy"),
+                     rcpts=["a@dest.test", "b@dest.test"])
+    assert wait_until(lambda: bounces(srv), timeout=20), o.log_text()[-3000:]
+    body = bounces(srv)[0].data
+    assert b"Final-Recipient: rfc822; a@dest.test" in body
+    assert b"Final-Recipient: rfc822; b@dest.test" in body
+    assert b"Status: 5.6.0" in body
+    for r in ("a", "b"):
+        wait_log(o, re.compile(qid + r": to=<" + r + r"@dest\.test>, .*"
+                               r"status=bounced \(554 5\.6\.0"))
+    wait_queue_empty(o)
+
+
+def test_5xx_greeting_tries_next_mx(make_outpost, srv):
+    """The preferred MX (127.0.0.2) answers 554 to the connection: the
+    next MX gets the message (RFC 5321 5.1)."""
+    bad = ScriptedSMTP(host="127.0.0.2", port=srv.port)
+    bad.greeting = "554 5.7.1 go away"
+    d = ZoneDNS(zone(**{"two.test": [("MX", (5, "bad.two.test")),
+                                     ("MX", (10, "good.two.test"))],
+                        "bad.two.test": [("A", "127.0.0.2")],
+                        "good.two.test": [("A", "127.0.0.1")]}))
+    try:
+        o = make_outpost(delivery_overrides(d, srv.port))
+        qid = o.send_raw(simple_message(), rcpts=["t@two.test"])
+        wait_log(o, re.compile(qid + r": to=<t@two\.test>, "
+                               r"relay=good\.two\.test.*status=sent"))
+        assert bad.connections >= 1
+        assert normal(srv)[0].rcpt_addrs == ["t@two.test"]
+    finally:
+        bad.stop()
+        d.stop()
