@@ -437,6 +437,15 @@ def test_sigterm_with_open_connections(outpost_setup, web):
     tls = ssl.create_default_context(cafile=o.ca).wrap_socket(
         socket.create_connection(("127.0.0.1", o.port_web), timeout=5),
         server_hostname="localhost")
+    # and a sign-in whose password check may still be running
+    web.cookie = None
+    web.get("/signin")
+    body = urllib.parse.urlencode({"email": USER, "password": PASSWORD,
+                                   "csrf": web.csrf}).encode()
+    tls.sendall(b"POST /signin HTTP/1.1\r\nHost: localhost\r\n"
+                b"Cookie: outpost_session=" + web.cookie.encode() +
+                b"\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body)
     o.stop()
     assert not o.problems, o.problems
     idle.close()
