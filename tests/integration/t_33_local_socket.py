@@ -80,12 +80,23 @@ def start(make_outpost, world, extra=None):
     return make_outpost(overrides=ov)
 
 
+def user_binary(world):
+    """The outpost binary where a non-root user can run it: the build
+    tree may sit in a 0700 directory (a CI clone in mktemp -d does)."""
+    p = os.path.join(world, "outpost")
+    if not os.path.exists(p):
+        shutil.copy2(OUTPOST, p)
+        os.chmod(p, 0o755)
+    return p
+
+
 def sendmail_as(user, world, args, data, conf=None):
     """outpost sendmail run as user (None: root), without an accounts
     file, the system configuration in $OUTPOST_CONFIG."""
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": os.path.join(world, "home"),
            "OUTPOST_CONFIG": conf or client_conf(world)}
-    cmd = [OUTPOST, "sendmail"] + list(args)
+    cmd = [OUTPOST if user is None else user_binary(world), "sendmail"] + \
+        list(args)
     if user is not None:
         cmd = [RUNUSER, "-u", user, "--", "env"] + \
             ["%s=%s" % kv for kv in env.items()] + cmd
@@ -100,7 +111,7 @@ def outbox_as(user, world, *args):
     env = ["HOME=" + os.path.join(world, "home"),
            "OUTPOST_CONFIG=" + client_conf(world), "PATH=/usr/sbin:/usr/bin:/sbin:/bin"]
     return subprocess.run([RUNUSER, "-u", user, "--", "env"] + env +
-                          [OUTPOST, "outbox"] + list(args),
+                          [user_binary(world), "outbox"] + list(args),
                           capture_output=True, timeout=60)
 
 
