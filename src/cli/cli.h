@@ -38,6 +38,8 @@ int	cli_user_admin(int argc, char **argv, const struct config *cfg);
 int	cli_user_status(const struct config *cfg, const char *addr,
 	    const char *what);
 int	cli_dkim(int argc, char **argv, const struct config *cfg);
+/* dnscheck.c: outpost dns check DOMAIN [--json] */
+int	cli_dns(int argc, char **argv, const struct config *cfg);
 
 /* Reads a password from stdin: one line (without its newline); when stdin
  * is a terminal, prompts twice without echo (confirm != 0).  Returns the

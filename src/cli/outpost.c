@@ -58,6 +58,8 @@ static const struct outpost_cmd {
 	    "OAuth2 for an account: authorize -a ACCOUNT (PKCE, loopback redirect)" },
 	{ "dkim", 1, cli_dkim,
 	    "DKIM keys and DNS records: keygen DOMAIN|list|show DOMAIN" },
+	{ "dns", 1, cli_dns,
+	    "check a domain's DNS: check DOMAIN (PTR, SPF, DKIM, DMARC)" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
