@@ -40,6 +40,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "cli/pki.h"
 #include "message/dkim.h"
 #include "util/config.h"
@@ -77,27 +78,14 @@ dc_step(struct dc *d, const char *name, const char *verdict,
 {
 	char	 msg[1024];
 	va_list	 ap;
-	json_t	*o;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (strcmp(verdict, "FAIL") == 0)
 		d->failed = 1;
-	if (!d->json) {
-		printf("%-4s  %-9s %s\n", verdict, name, msg);
-		if (fix != NULL)
-			printf("      %-9s %s\n", "publish:", fix);
-		fflush(stdout);
-		return;
-	}
-	o = json_pack("{s:s, s:s, s:s}", "step", name, "verdict", verdict,
-	    "message", msg);
-	if (o == NULL)
-		return;
-	if (fix != NULL)
-		json_object_set_new(o, "fix", json_string(fix));
-	json_array_append_new(d->steps, o);
+	cli_report_step(d->json, d->steps, name, verdict, msg, NULL,
+	    "publish:", fix);
 }
 
 static void

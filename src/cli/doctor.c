@@ -36,6 +36,7 @@
 
 #include "cli/accounts_file.h"
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "cli/client.h"
 #include "cli/oauth2.h"
 #include "tls/tls.h"
@@ -61,31 +62,14 @@ doc_step(struct doctor *d, const char *name, const char *verdict,
 {
 	char	 msg[1024];
 	va_list	 ap;
-	json_t	*o;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (strcmp(verdict, "FAIL") == 0)
 		d->failed = 1;
-	if (!d->json) {
-		printf("%-4s  %-9s %s\n", verdict, name, msg);
-		if (cause != NULL)
-			printf("      %-9s %s\n", "cause:", cause);
-		if (fix != NULL)
-			printf("      %-9s %s\n", "fix:", fix);
-		fflush(stdout);
-		return;
-	}
-	o = json_pack("{s:s, s:s, s:s}", "step", name, "verdict", verdict,
-	    "message", msg);
-	if (o == NULL)
-		return;
-	if (cause != NULL)
-		json_object_set_new(o, "cause", json_string(cause));
-	if (fix != NULL)
-		json_object_set_new(o, "fix", json_string(fix));
-	json_array_append_new(d->steps, o);
+	cli_report_step(d->json, d->steps, name, verdict, msg, cause, "fix:",
+	    fix);
 }
 
 /* "host", "host:port", "[v6]:port", "v6" into host/port. */
