@@ -39,10 +39,22 @@
 #include "delivery/sched.h"
 #include "smtpc/smtpc.h"
 #include "tls/tls.h"
+#include "util/evbase.h"
 #include "util/log.h"
 #include "util/loopcall.h"
 
 static void	msg_activate(struct dlv_sched *s, struct dlv_msg *m);
+
+/* Removes a message's file (recycled by the spool when it can) and then
+ * its state file: queue/QID going is the commit point of the removal. */
+static int
+msg_file_remove(struct dlv_sched *s, const char *qid)
+{
+	if (spool_retire(s->sp, qid) < 0)
+		return -1;
+	qstate_remove(s->spool_dir, qid);
+	return 0;
+}
 
 /* ---- message table ---- */
 
@@ -674,7 +686,7 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	int nfail = 0, nsucc = 0, ndelay = 0, expired;
 
 	if (m->deleted) {
-		if (spool_msg_remove(s->spool_dir, m->qid) < 0 && errno != ENOENT)
+		if (msg_file_remove(s, m->qid) < 0 && errno != ENOENT)
 			log_err("%s: cannot remove: %s", m->qid, strerror(errno));
 		log_info("%s: removed", m->qid);
 		msg_destroy(s, m);
@@ -745,7 +757,7 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	free(succ);
 	free(delay);
 	if (left == 0) {
-		int rr = spool_msg_remove(s->spool_dir, m->qid);
+		int rr = msg_file_remove(s, m->qid);
 		int rerr = errno;
 
 		msg_log_flush(m);
@@ -828,7 +840,7 @@ dlv_msg_delete(struct dlv_sched *s, struct dlv_msg *m)
 	m->deleted = 1;
 	log_info("%s: deleted by the operator", m->qid);
 	if (m->jobs == 0) {
-		if (spool_msg_remove(s->spool_dir, m->qid) < 0 && errno != ENOENT)
+		if (msg_file_remove(s, m->qid) < 0 && errno != ENOENT)
 			return -1;
 		log_info("%s: removed", m->qid);
 		msg_destroy(s, m);
@@ -990,7 +1002,7 @@ dlv_sched_start(const struct config *cfg, struct spool *sp,
 		s->hooks = *hooks;
 	s->spool_dir = cfg->spool_dir;
 	s->started = time(NULL);
-	if ((s->base = event_base_new()) == NULL) {
+	if ((s->base = evbase_new()) == NULL) {
 		snprintf(err, errlen, "cannot create the delivery event loop");
 		goto fail;
 	}

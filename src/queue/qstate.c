@@ -497,6 +497,15 @@ qstate_write(const char *spool, const char *qid, const struct qstate *st)
 	return 0;
 }
 
+void
+qstate_remove(const char *spool, const char *qid)
+{
+	char path[PATH_MAX];
+
+	if (state_path(path, sizeof(path), spool, qid, "") == 0)
+		(void)unlink(path);	/* may not exist; qstate_gc catches leftovers */
+}
+
 int
 spool_msg_remove(const char *spool, const char *qid)
 {
@@ -506,8 +515,7 @@ spool_msg_remove(const char *spool, const char *qid)
 		return -1;
 	if (unlink(path) < 0)
 		return -1;
-	if (state_path(path, sizeof(path), spool, qid, "") == 0)
-		(void)unlink(path);	/* may not exist; qstate_gc catches leftovers */
+	qstate_remove(spool, qid);
 	return 0;
 }
 

@@ -99,6 +99,8 @@ int	qstate_parse(const char *buf, size_t len, size_t nrcpts,
 /* Removes a message: queue/QID first (the commit point of removal), then
  * state/QID.  Returns 0, or -1 with errno (ENOENT when not queued). */
 int	spool_msg_remove(const char *spool, const char *qid);
+/* Removes state/QID if there is one (after spool_retire()). */
+void	qstate_remove(const char *spool, const char *qid);
 /* Removes state files whose message is gone (after a crash between the
  * two unlinks).  Returns the number removed. */
 int	qstate_gc(const char *spool);

@@ -547,8 +547,8 @@ test_fault_one_of_batch(void **state)
 	tf.after = 9;
 	tf.calls = 0;
 	assert_int_equal(spool_open(&sp, tdir, &opts, err, sizeof(err)), 0);
-	/* Queue all ten before the commit thread can take one: hold its
-	 * lock while committing. */
+	/* Queue all ten before a sync thread can take one: hold the
+	 * queue's lock while committing. */
 	pthread_mutex_lock(&sp->mu);
 	for (k = 0; k < 10; k++) {
 		struct spool_msg *m = start_msg(sp, body, sizeof(body), NULL);
@@ -561,7 +561,7 @@ test_fault_one_of_batch(void **state)
 		*sp->tailp = m;
 		sp->tailp = &m->next;
 	}
-	pthread_cond_signal(&sp->cv);
+	pthread_cond_broadcast(&sp->wcv);
 	pthread_mutex_unlock(&sp->mu);
 	run_until(base, &pending);
 	for (k = 0; k < 10; k++) {
@@ -850,6 +850,57 @@ test_recovery(void **state)
 		spool_qid_new(q);
 		assert_true(strcmp(q, good[1]) > 0);
 	}
+	spool_close(sp);
+}
+
+/* A retired message's file is reused by a later message, only after a
+ * directory fsync made its removal from queue/ durable; recovery
+ * empties free/. */
+static void
+test_recycle(void **state)
+{
+	char err[256], a[SPOOL_QID_SIZE], b[SPOOL_QID_SIZE], c[SPOOL_QID_SIZE];
+	char path[PATH_MAX];
+	struct stat st;
+	ino_t ino_a;
+	struct spool *sp;
+
+	(void)state;
+	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	commit_one(sp, "Subject: a\r\n\r\nbody a\r\n", a);
+	snprintf(path, sizeof(path), "%s/queue/%s", tdir, a);
+	assert_int_equal(stat(path, &st), 0);
+	ino_a = st.st_ino;
+	assert_int_equal(spool_retire(sp, a), 0);
+	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(count_dir("free"), 1);
+	/* pending: b's commit fsyncs queue/, so b gets a new file */
+	commit_one(sp, "Subject: b\r\n\r\nbody b\r\n", b);
+	snprintf(path, sizeof(path), "%s/queue/%s", tdir, b);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_ino != ino_a);
+	assert_int_equal(count_dir("free"), 1);
+	/* now ready: c reuses a's inode, with c's bytes only */
+	commit_one(sp, "Subject: c\r\n\r\nc\r\n", c);
+	snprintf(path, sizeof(path), "%s/queue/%s", tdir, c);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_ino, ino_a);
+	assert_int_equal(count_dir("free"), 0);
+	assert_int_equal(count_dir("tmp"), 0);
+	assert_queued(c, "Subject: c\r\n\r\nc\r\n", 17);
+	assert_queued(b, "Subject: b\r\n\r\nbody b\r\n", 22);
+	/* an unknown id is ENOENT and changes nothing */
+	errno = 0;
+	assert_int_equal(spool_retire(sp, "0000000000000077"), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(spool_retire(sp, b), 0);
+	assert_int_equal(count_dir("free"), 1);
+	spool_close(sp);
+	/* a restart never reuses what a crash may have left aliased */
+	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	assert_int_equal(count_dir("free"), 0);
+	assert_int_equal(count_dir("queue"), 1);
+	assert_queued(c, "Subject: c\r\n\r\nc\r\n", 17);
 	spool_close(sp);
 }
 
@@ -1257,6 +1308,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fault_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recovery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_recycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_space, setup, teardown),
