@@ -27,6 +27,7 @@
 #include "smtp/server.h"
 #include "smtp/session.h"
 #include "util/log.h"
+#include "util/evbase.h"
 #include "util/loopcall.h"
 
 #define CONN_BUCKETS 4096
@@ -473,7 +474,7 @@ smtp_server_start(struct smtp_server *srv, int nworkers, char *err,
 
 		w->srv = srv;
 		w->index = i;
-		if ((w->base = event_base_new()) == NULL) {
+		if ((w->base = evbase_new()) == NULL) {
 			snprintf(err, errlen, "cannot create an event loop");
 			return -1;
 		}
