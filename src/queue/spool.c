@@ -92,6 +92,8 @@ struct spool_msg {
 	int		 renamed;	/* now in queue/ */
 	int		 pooled;	/* the file is free/pname, recycled */
 	char		 pname[SPOOL_QID_SIZE];
+	off_t		 oldsize;	/* its size before, to cut what is left */
+	uint64_t	 written;	/* bytes written to fd so far */
 	char		 qid[SPOOL_QID_SIZE];
 	char		*buf;		/* not yet written bytes */
 	size_t		 len;
@@ -247,12 +249,24 @@ msg_create(struct spool_msg *m)
 		if (spool_path(path, sizeof(path), m->sp->dir, "free",
 		    m->pname) < 0)
 			break;
-		m->fd = m->sp->fs->open(path, O_RDWR | O_TRUNC | O_CLOEXEC |
-		    O_NOFOLLOW, 0600);
+		/* overwritten in place, not truncated: blocks that stay
+		 * allocated and a size that stays the same leave fdatasync
+		 * only data to write (ext4 without a journal writes each
+		 * changed bitmap and inode block synchronously) */
+		m->fd = m->sp->fs->open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
 		if (m->fd >= 0) {
-			m->pooled = 1;
-			m->created = 1;
-			return 0;
+			struct stat st;
+
+			if (fstat(m->fd, &st) == 0 && S_ISREG(st.st_mode)) {
+				m->oldsize = st.st_size;
+				m->pooled = 1;
+				m->created = 1;
+				return 0;
+			}
+			m->sp->fs->close(m->fd);
+			m->fd = -1;
+			errno = EINVAL;
 		}
 		if (errno != ENOENT)	/* not usable: drop it, try another */
 			m->sp->fs->unlink(path);
@@ -293,6 +307,7 @@ msg_flush(struct spool_msg *m)
 		}
 		off += (size_t)n;
 	}
+	m->written += m->len;
 	m->len = 0;
 	return 0;
 }
@@ -634,6 +649,11 @@ msg_sync(struct spool_msg *m)
 
 	if (!m->err && (m->len > 0 || m->fd < 0))
 		msg_flush(m);
+	/* a recycled file longer than this message: cut the old tail */
+	if (!m->err && m->pooled && !m->alt && m->oldsize >= 0 &&
+	    (uint64_t)m->oldsize > m->written &&
+	    ftruncate(m->fd, (off_t)m->written) < 0)
+		m->err = errno ? errno : EIO;
 	if (!m->err && fs->fdatasync(m->fd) < 0)
 		m->err = errno ? errno : EIO;
 	if (m->fd >= 0 && fs->close(m->fd) < 0 && !m->err)
