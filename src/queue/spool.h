@@ -12,10 +12,11 @@
  * SPOOL/queue/ when it is durable; anything left in tmp/ at start-up was
  * never acknowledged and is removed by recovery.
  *
- * Group commit: a commit thread takes every message whose session has
- * finished its DATA, makes them durable together (one pass of fdatasync
- * + rename, then one fsync of queue/ for the whole batch) and only then
- * answers each session, on that session's own event loop.
+ * Group commit: sync threads write and fdatasync each message whose
+ * session has finished its DATA; one of them at a time renames every
+ * message synced so far into queue/, fsyncs queue/ once for the whole
+ * batch and only then answers each session, on that session's own event
+ * loop.
  *
  * Faults: every file-system call goes through struct spool_fsops so that
  * tests can inject ENOSPC/EIO on any write or fsync.  A failed message is
@@ -98,7 +99,7 @@ struct spool_msg;
 /*
  * Opens (creating if needed) the spool at dir: takes the lock, recovers
  * (removes tmp/ leftovers, drops unreadable or truncated queue files into
- * SPOOL/corrupt/ with a log line), starts the commit thread.
+ * SPOOL/corrupt/ with a log line), starts the sync threads.
  * Returns 0, or -1 with a plain-words message in err ("another outpostd
  * holds the spool lock at …").
  *
@@ -109,7 +110,7 @@ struct spool_msg;
  */
 int	spool_open(struct spool **out, const char *dir,
 	    const struct spool_opts *opts, char *err, size_t errlen);
-/* Stops the commit thread after it has answered every pending commit. */
+/* Stops the sync threads after they have answered every pending commit. */
 void	spool_close(struct spool *sp);
 
 /* 0 when at least min_free_space is free on the spool's file system,
@@ -120,7 +121,7 @@ int	spool_space_ok(struct spool *sp);
 /*
  * Starts a message: allocates the queue id (copied into env->qid) and
  * sets env->arrival, and buffers the envelope header.  SPOOL/tmp/QID is
- * created at the first 64 KiB write-out, or by the commit thread for a
+ * created at the first 64 KiB write-out, or by a sync thread for a
  * message that fits in the buffer, so the event loop does not wait on
  * the file system for small messages; an error creating it is reported
  * by spool_msg_write() or by the commit callback.
@@ -162,12 +163,12 @@ void	spool_msg_set_header_fn(struct spool_msg *m, spool_header_fn fn,
 uint64_t spool_msg_size(const struct spool_msg *m);
 
 /*
- * Hands m to the commit thread (m is owned by the spool from here on).
+ * Hands m to the sync threads (m is owned by the spool from here on).
  * cb(arg, result, qid) runs later on base's event-loop thread: result 0
  * means durable; otherwise an errno (ENOSPC, EIO, …) and nothing was
  * queued.  cb is always called exactly once, even during spool_close().
  * With base NULL (a caller without an event loop), cb runs on the
- * spool's commit thread instead and must not block.
+ * spool sync thread instead and must not block.
  */
 typedef void (*spool_commit_cb)(void *arg, int result, const char *qid);
 void	spool_msg_commit(struct spool_msg *m, struct event_base *base,
@@ -175,8 +176,8 @@ void	spool_msg_commit(struct spool_msg *m, struct event_base *base,
 
 /*
  * "New message committed" notification for the delivery scheduler (no
- * polling): after each group commit is durable, fn runs ON THE COMMIT
- * THREAD with the ids of the messages that were committed (n > 0).  It
+ * polling): after each group commit is durable, fn runs ON THE SPOOL
+ * SYNC THREAD that committed it, with the ids of the messages that were committed (n > 0).  It
  * must not block: copy the ids and hand them to an event loop
  * (loopcall).  Set it once, before any commit (outpostd does so before
  * the listeners start); NULL turns it off.
