@@ -54,6 +54,8 @@ struct dlv_conn {
 	int		 plain_retry;	/* opportunistic TLS failed: plaintext now */
 	int		 usable;	/* connected, may take another job */
 	int		 nsent;		/* messages over this connection */
+	struct event	*idle_ev;	/* parked: QUIT when it fires */
+	int		 idle;		/* parked, waiting for a job */
 	char		 relay[320];
 	char		 tlsinfo[64];
 	/* the message being sent */
@@ -97,6 +99,8 @@ static void
 conn_free(struct dlv_conn *c)
 {
 	LIST_REMOVE(c, link);
+	if (c->idle_ev != NULL)
+		event_free(c->idle_ev);
 	if (c->lk != NULL)
 		dns_cancel(c->lk);
 	if (c->c != NULL)
@@ -510,7 +514,68 @@ oom:
 	conn_next_job(c);
 }
 
-/* Takes the next queued job of the destination, or QUITs. */
+/* The parked connection was not needed within DLV_IDLE_SECS: QUIT. */
+static void
+conn_idle_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct dlv_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->idle = 0;
+	if (smtpc_idle_ok(c->c) && smtpc_quit(c->c) == 0)
+		return;		/* conn_end at the QUIT callback */
+	conn_end(c);
+}
+
+/*
+ * Parks a connection whose destination has no job left, for the next
+ * message that comes within DLV_IDLE_SECS (as Postfix's connection
+ * cache does): at a steady trickle of mail, every message would
+ * otherwise pay a TCP connection, a greeting, EHLO, maybe a TLS
+ * handshake, and QUIT.  Returns 0 when parked.
+ */
+static int
+conn_park(struct dlv_conn *c)
+{
+	struct timeval tv = { DLV_IDLE_SECS, 0 };
+
+	if (c->idle_ev == NULL && (c->idle_ev = evtimer_new(c->s->base,
+	    conn_idle_fire, c)) == NULL)
+		return -1;
+	if (evtimer_add(c->idle_ev, &tv) < 0)
+		return -1;
+	c->idle = 1;
+	return 0;
+}
+
+int
+dlv_dest_resume_idle(struct dlv_dest *d)
+{
+	struct dlv_conn *c, *next;
+	int n = 0;
+
+	for (c = LIST_FIRST(&conns); c != NULL && d->nqueued > 0; c = next) {
+		next = LIST_NEXT(c, link);
+		if (!c->idle || c->d != d)
+			continue;
+		c->idle = 0;
+		evtimer_del(c->idle_ev);
+		if (!smtpc_idle_ok(c->c)) {
+			/* the server closed it meanwhile: a new one instead */
+			c->usable = 0;
+			d->nconns--;
+			conn_free(c);
+			continue;
+		}
+		conn_next_job(c);
+		n++;
+	}
+	return n;
+}
+
+/* Takes the next queued job of the destination, parks the connection
+ * for a while when there is none, or QUITs. */
 static void
 conn_next_job(struct dlv_conn *c)
 {
@@ -526,6 +591,10 @@ conn_next_job(struct dlv_conn *c)
 		conn_send(c, c->job->idx, c->job->n);
 		return;
 	}
+	if (c->usable && s->cfg->connection_reuse && !s->stopping &&
+	    c->nsent < DLV_MSGS_PER_CONN && c->d->backoff_until <= now &&
+	    c->d->nqueued == 0 && smtpc_idle_ok(c->c) && conn_park(c) == 0)
+		return;
 	if (c->usable && c->c != NULL && smtpc_quit(c->c) == 0)
 		return;		/* conn_end at the QUIT callback */
 	conn_end(c);

@@ -23,6 +23,7 @@
 
 #define DLV_HASH_SIZE	65536		/* message table buckets */
 #define DLV_MSGS_PER_CONN 1000		/* messages sent over one connection */
+#define DLV_IDLE_SECS	2		/* an idle connection waits this long */
 #define DLV_CONN_ADDRS_MAX 100
 
 struct dlv_dest;
@@ -116,6 +117,9 @@ void	dlv_flush(struct dlv_sched *s);
 
 /* deliver.c: starts one connection for d, taking its first queued job. */
 int	dlv_conn_start(struct dlv_sched *s, struct dlv_dest *d);
+/* Gives queued jobs of d to its parked (idle) connections first;
+ * returns how many were woken. */
+int	dlv_dest_resume_idle(struct dlv_dest *d);
 /* Closes every connection at shutdown. */
 void	dlv_conn_shutdown_all(void);
 

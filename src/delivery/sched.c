@@ -318,6 +318,7 @@ dlv_dest_kick(struct dlv_sched *s, struct dlv_dest *d)
 		evtimer_add(d->wake, &tv);
 		return;
 	}
+	dlv_dest_resume_idle(d);
 	while (d->nconns < d->cap && d->nqueued > 0)
 		if (dlv_conn_start(s, d) < 0)
 			break;

@@ -214,6 +214,12 @@ smtpc_close(struct smtpc *s)
 	s->broken = 1;
 }
 
+int
+smtpc_idle_ok(const struct smtpc *s)
+{
+	return s != NULL && s->bev != NULL && !s->broken && s->op == 0;
+}
+
 static void
 smtpc_wipe_secret(struct smtpc *s)
 {

@@ -304,6 +304,9 @@ int	smtpc_rset(struct smtpc *s);
 /* Sends QUIT and waits (timeout_cmd) for the reply or the close; the
  * callback reports SMTPC_OK either way unless nothing could be sent. */
 int	smtpc_quit(struct smtpc *s);
+/* 1 when s is connected, between operations, and the server has not
+ * closed the connection meanwhile (an idle connection may be reused). */
+int	smtpc_idle_ok(const struct smtpc *s);
 /* Closes the connection without QUIT (if any) and frees.  Safe inside the
  * callback; NULL is a no-op. */
 void	smtpc_free(struct smtpc *s);

@@ -141,6 +141,7 @@ class ScriptedSMTP:
         self.messages = []
         self.data_tries = 0
         self.connections = 0
+        self.quits = 0
         self.lock = threading.Lock()
         self.stop_event = threading.Event()
         outer = self
@@ -254,6 +255,8 @@ class ScriptedSMTP:
             elif verb == "NOOP":
                 conn.send("250 2.0.0 OK")
             elif verb == "QUIT":
+                with self.lock:
+                    self.quits += 1
                 conn.send("221 2.0.0 Bye")
                 return
             else:
