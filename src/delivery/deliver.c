@@ -17,8 +17,9 @@
  *     converted (the message may be DKIM-signed; RFC 6152).
  *
  * Owns: the smtpc session, the spool file descriptor of the job being
- * sent, the DNS lookup in flight.  Every connection is on conns (a list)
- * so shutdown can close them all.
+ * sent (closed by the fdreap thread, so that freeing a removed message's
+ * inode never blocks this loop: fdreap.h), the DNS lookup in flight.
+ * Every connection is on conns (a list) so shutdown can close them all.
  * Fails: every failure ends as a per-recipient result (deferred or
  * failed) through dlv_rcpt_result(); nothing is lost.
  */
@@ -33,6 +34,7 @@
 #include <event2/event.h>
 
 #include "delivery/dlv.h"
+#include "delivery/fdreap.h"
 #include "smtpc/smtpc.h"
 #include "util/log.h"
 
@@ -71,6 +73,20 @@ struct dlv_conn {
 };
 
 static LIST_HEAD(, dlv_conn) conns = LIST_HEAD_INITIALIZER(conns);
+/* Closes message files off the scheduler's loop (fdreap.h); started at
+ * the first close, stopped with the connections. */
+static struct fdreap *reap;
+static int reap_tried;
+
+static void
+msg_fd_close(int fd)
+{
+	if (reap == NULL && !reap_tried) {
+		reap_tried = 1;
+		reap = fdreap_new();
+	}
+	fdreap_close(reap, fd);
+}
 
 static void	conn_try_next(struct dlv_conn *c);
 static void	conn_next_job(struct dlv_conn *c);
@@ -90,8 +106,7 @@ msg_parts_free(struct dlv_conn *c)
 	c->rcpts = NULL;
 	c->ridx = NULL;
 	memset(&c->msg, 0, sizeof(c->msg));
-	if (c->fd >= 0)
-		close(c->fd);
+	msg_fd_close(c->fd);
 	c->fd = -1;
 }
 
@@ -498,7 +513,10 @@ conn_send(struct dlv_conn *c, const size_t *idx, size_t n)
 	c->msg.nrcpts = n;
 	c->msg.body.fd = c->fd;
 	c->msg.body.offset = m->body;
-	c->msg.body.length = -1;
+	/* env.size is the exact length of the message bytes (the file size
+	 * at load; a committed file does not change while it is queued):
+	 * smtpc stops there instead of reading again to find the end. */
+	c->msg.body.length = (off_t)m->env.size;
 	c->msg.body.size = m->env.size;
 	if (smtpc_send(c->c, &c->msg) < 0)
 		goto oom;
@@ -824,4 +842,8 @@ dlv_conn_shutdown_all(void)
 		}
 		conn_free(c);
 	}
+	/* closes what is still waiting; any later close is inline
+	 * (reap_tried stays set) */
+	fdreap_free(reap);
+	reap = NULL;
 }
