@@ -37,6 +37,7 @@ struct dlv_msg {
 	struct event	*timer;		/* next try */
 	int		 jobs;		/* queued or running */
 	int		 deleted;	/* removed while a job was running */
+	int		 has_state;	/* state/QID may exist (read or written) */
 	time_t		 attempt_start;
 	unsigned char	*hop_dsn;	/* per rcpt: next hop took NOTIFY */
 	char		*logq;		/* result lines waiting for the state mark */

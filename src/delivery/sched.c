@@ -46,13 +46,15 @@
 static void	msg_activate(struct dlv_sched *s, struct dlv_msg *m);
 
 /* Removes a message's file (recycled by the spool when it can) and then
- * its state file: queue/QID going is the commit point of the removal. */
+ * its state file, if it may have one: queue/QID going is the commit
+ * point of the removal. */
 static int
-msg_file_remove(struct dlv_sched *s, const char *qid)
+msg_file_remove(struct dlv_sched *s, struct dlv_msg *m)
 {
-	if (spool_retire(s->sp, qid) < 0)
+	if (spool_retire(s->sp, m->qid) < 0)
 		return -1;
-	qstate_remove(s->spool_dir, qid);
+	if (m->has_state)
+		qstate_remove(s->spool_dir, m->qid);
 	return 0;
 }
 
@@ -195,10 +197,10 @@ msg_destroy(struct dlv_sched *s, struct dlv_msg *m)
 
 /* Loads a committed message into the table (no-op when known). */
 static struct dlv_msg *
-msg_load(struct dlv_sched *s, const char *qid)
+msg_load(struct dlv_sched *s, const char *qid, int fresh)
 {
 	struct dlv_msg *m;
-	int found;
+	int found = 1;
 	size_t h;
 
 	if ((m = dlv_msg_find(s, qid)) != NULL)
@@ -212,9 +214,12 @@ msg_load(struct dlv_sched *s, const char *qid)
 		free(m);
 		return NULL;
 	}
+	/* A message just committed has no state file yet: no need to look
+	 * for one (an open that fails, and an unlink at the end). */
 	if (m->env.nrcpts == 0 ||
 	    (m->hop_dsn = calloc(m->env.nrcpts, 1)) == NULL ||
-	    qstate_read(s->spool_dir, qid, m->env.nrcpts, &m->st, &found) < 0) {
+	    (fresh ? qstate_init(&m->st, m->env.nrcpts) :
+	    qstate_read(s->spool_dir, qid, m->env.nrcpts, &m->st, &found)) < 0) {
 		if (errno == EBADMSG) {
 			/* Start over: a duplicate at worst, never a loss. */
 			log_warn("%s: unreadable delivery state, every recipient "
@@ -227,6 +232,7 @@ msg_load(struct dlv_sched *s, const char *qid)
 		return NULL;
 	}
 ok:
+	m->has_state = !fresh && found;
 	h = qid_hash(qid);
 	m->hnext = s->htab[h];
 	s->htab[h] = m;
@@ -424,6 +430,7 @@ dlv_job_done(struct dlv_sched *s, struct dlv_job *j)
 	 * After the last job, msg_attempt_done() writes it (or removes the
 	 * message) at once. */
 	if (!m->deleted && m->jobs > 1) {
+		m->has_state = 1;	/* even a failed write may leave it */
 		if (qstate_write(s->spool_dir, m->qid, &m->st) < 0)
 			log_err("%s: cannot write the delivery state: %s",
 			    m->qid, strerror(errno));
@@ -687,7 +694,7 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	int nfail = 0, nsucc = 0, ndelay = 0, expired;
 
 	if (m->deleted) {
-		if (msg_file_remove(s, m->qid) < 0 && errno != ENOENT)
+		if (msg_file_remove(s, m) < 0 && errno != ENOENT)
 			log_err("%s: cannot remove: %s", m->qid, strerror(errno));
 		log_info("%s: removed", m->qid);
 		msg_destroy(s, m);
@@ -758,7 +765,7 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	free(succ);
 	free(delay);
 	if (left == 0) {
-		int rr = msg_file_remove(s, m->qid);
+		int rr = msg_file_remove(s, m);
 		int rerr = errno;
 
 		msg_log_flush(m);
@@ -779,6 +786,7 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	    m->env.arrival + s->cfg->delay_warning > now)
 		next = m->env.arrival + s->cfg->delay_warning;
 	m->st.next = next;
+	m->has_state = 1;	/* even a failed write may leave it */
 	if (qstate_write(s->spool_dir, m->qid, &m->st) < 0)
 		log_err("%s: cannot write the delivery state: %s", m->qid,
 		    strerror(errno));
@@ -827,6 +835,7 @@ dlv_msg_hold(struct dlv_sched *s, struct dlv_msg *m, int hold)
 		m->st.held = 0;
 		log_info("%s: released by the operator", m->qid);
 	}
+	m->has_state = 1;	/* even a failed write may leave it */
 	if (qstate_write(s->spool_dir, m->qid, &m->st) < 0)
 		return -1;
 	if (!hold && m->jobs == 0)
@@ -841,7 +850,7 @@ dlv_msg_delete(struct dlv_sched *s, struct dlv_msg *m)
 	m->deleted = 1;
 	log_info("%s: deleted by the operator", m->qid);
 	if (m->jobs == 0) {
-		if (msg_file_remove(s, m->qid) < 0 && errno != ENOENT)
+		if (msg_file_remove(s, m) < 0 && errno != ENOENT)
 			return -1;
 		log_info("%s: removed", m->qid);
 		msg_destroy(s, m);
@@ -856,7 +865,7 @@ scan_one(void *ctx, const struct envelope *env)
 	struct dlv_sched *s = ctx;
 	struct dlv_msg *m;
 
-	if ((m = msg_load(s, env->qid)) != NULL) {
+	if ((m = msg_load(s, env->qid, 0)) != NULL) {
 		if (m->st.held)
 			return 0;
 		msg_schedule(s, m, m->st.next);
@@ -902,7 +911,7 @@ on_committed(void *arg)
 
 	/* at shutdown: they are on disk, the next start finds them */
 	for (i = 0; i < b->n && !b->s->stopping; i++)
-		if ((m = msg_load(b->s, b->ids[i])) != NULL)
+		if ((m = msg_load(b->s, b->ids[i], 1)) != NULL)
 			msg_activate(b->s, m);
 	free(b->ids);
 	free(b);
