@@ -51,7 +51,7 @@ static void	msg_activate(struct dlv_sched *s, struct dlv_msg *m);
 static int
 msg_file_remove(struct dlv_sched *s, struct dlv_msg *m)
 {
-	if (spool_retire(s->sp, m->qid) < 0)
+	if (spool_retire(s->sp, m->qid, (uint64_t)m->body + m->env.size) < 0)
 		return -1;
 	if (m->has_state)
 		qstate_remove(s->spool_dir, m->qid);

@@ -83,6 +83,9 @@ int	spool_faults_from_env(const struct spool_fsops **out, char *err,
  * 2: 5.6k, 4: 6.5k, 8: 8.0k, 12: 8.0k, 16: 7.3k. */
 #define SPOOL_SYNC_DEFAULT 8
 #define SPOOL_POOL_MAX	1024		/* recycled files kept in free/ */
+/* Larger files are unlinked, not kept: free/ holds at most
+ * SPOOL_POOL_MAX * SPOOL_POOL_FILE_MAX = 128 MiB of disk. */
+#define SPOOL_POOL_FILE_MAX (128 * 1024)
 
 struct spool_msg {
 	struct spool	*sp;
@@ -931,7 +934,7 @@ pool_promote(struct spool *sp, size_t k)
 }
 
 int
-spool_retire(struct spool *sp, const char *qid)
+spool_retire(struct spool *sp, const char *qid, uint64_t size)
 {
 	char path[PATH_MAX], to[PATH_MAX];
 	int room;
@@ -939,7 +942,8 @@ spool_retire(struct spool *sp, const char *qid)
 	if (spool_msg_path(sp->dir, qid, path, sizeof(path)) < 0)
 		return -1;
 	pthread_mutex_lock(&sp->pmu);
-	room = sp->nready + sp->npending + sp->nreserved < SPOOL_POOL_MAX;
+	room = size <= SPOOL_POOL_FILE_MAX &&
+	    sp->nready + sp->npending + sp->nreserved < SPOOL_POOL_MAX;
 	if (room)
 		sp->nreserved++;
 	pthread_mutex_unlock(&sp->pmu);

@@ -189,15 +189,16 @@ void	spool_set_notify(struct spool *sp, spool_notify_fn fn, void *arg);
 
 /*
  * Removes the committed message qid from queue/ for good (delivered,
- * bounced or deleted) while the daemon holds the spool.  Its file is
- * kept in SPOOL/free/ for reuse by a later message when there is room
- * (at most a fixed number of files), else unlinked: reusing an inode is
- * far cheaper than allocating one and deleting another.  A recycled
+ * bounced or deleted) while the daemon holds the spool.  size is the
+ * file's size in bytes (envelope included; an estimate will do).  The
+ * file is kept in SPOOL/free/ for reuse by a later message when there is
+ * room (at most 1,024 files of at most 128 KiB), else unlinked: reusing
+ * an inode is far cheaper than allocating one and deleting another.  A recycled
  * file is overwritten only after the next fsync of queue/ has made its
  * removal from queue/ durable.  Returns 0, or -1 with errno (ENOENT:
  * no such message).  The state file is not touched (qstate_remove()).
  */
-int	spool_retire(struct spool *sp, const char *qid);
+int	spool_retire(struct spool *sp, const char *qid, uint64_t size);
 
 /* Throws the message away (tmp file removed). */
 void	spool_msg_abort(struct spool_msg *m);

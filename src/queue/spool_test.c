@@ -871,7 +871,7 @@ test_recycle(void **state)
 	snprintf(path, sizeof(path), "%s/queue/%s", tdir, a);
 	assert_int_equal(stat(path, &st), 0);
 	ino_a = st.st_ino;
-	assert_int_equal(spool_retire(sp, a), 0);
+	assert_int_equal(spool_retire(sp, a, 100), 0);
 	assert_int_equal(stat(path, &st), -1);
 	assert_int_equal(count_dir("free"), 1);
 	/* pending: b's commit fsyncs queue/, so b gets a new file */
@@ -891,10 +891,20 @@ test_recycle(void **state)
 	assert_queued(b, "Subject: b\r\n\r\nbody b\r\n", 22);
 	/* an unknown id is ENOENT and changes nothing */
 	errno = 0;
-	assert_int_equal(spool_retire(sp, "0000000000000077"), -1);
+	assert_int_equal(spool_retire(sp, "0000000000000077", 100), -1);
 	assert_int_equal(errno, ENOENT);
-	assert_int_equal(spool_retire(sp, b), 0);
+	assert_int_equal(spool_retire(sp, b, 100), 0);
 	assert_int_equal(count_dir("free"), 1);
+	/* a large file is not kept */
+	{
+		char d[SPOOL_QID_SIZE];
+
+		commit_one(sp, "Subject: d\r\n\r\nd\r\n", d);
+		assert_int_equal(spool_retire(sp, d, 1u << 20), 0);
+		assert_int_equal(count_dir("free"), 1);
+		snprintf(path, sizeof(path), "%s/queue/%s", tdir, d);
+		assert_int_equal(stat(path, &st), -1);
+	}
 	spool_close(sp);
 	/* a restart never reuses what a crash may have left aliased */
 	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
