@@ -17,17 +17,16 @@
  * message; one of several sync threads takes it (their fdatasyncs
  * overlap, and the device merges the flushes) and puts it on the synced
  * list; whichever sync thread is free to commit takes everything
- * synced at once (group
- * commit): rename each into queue/, ONE fsync of queue/ for all of
- * them, and only then the callbacks, handed to each session's event
- * loop (one loopcall per event loop per batch).  The two stages overlap:
+ * synced at once (group commit): rename each into queue/, ONE fsync of
+ * queue/ for all of them, and only then the callbacks, handed to each
+ * session's event loop (one loopcall per event loop per batch).  The two stages overlap:
  * while the committing thread waits for a directory fsync, the others
  * go on with the next messages.  OUTPOST_SPOOL_SYNC_THREADS (1..16)
  * overrides the number of sync threads for tuning.
  *
  * Recycling (spool_retire): the file of a message that is done is
  * renamed into free/ instead of being unlinked, and a later message is
- * written into it (O_TRUNC) instead of creating a file.  Creating and
+ * written over it in place instead of creating a file.  Creating and
  * deleting a file per message made ext4 scan thousands of recently
  * freed inodes on every create, under the directory lock (perf: 35 % of
  * the daemon's samples at 200 sessions).  A recycled file is reused only
@@ -650,7 +649,7 @@ msg_sync(struct spool_msg *m)
 	if (!m->err && (m->len > 0 || m->fd < 0))
 		msg_flush(m);
 	/* a recycled file longer than this message: cut the old tail */
-	if (!m->err && m->pooled && !m->alt && m->oldsize >= 0 &&
+	if (!m->err && m->pooled && !m->alt &&
 	    (uint64_t)m->oldsize > m->written &&
 	    ftruncate(m->fd, (off_t)m->written) < 0)
 		m->err = errno ? errno : EIO;
