@@ -691,6 +691,35 @@ class Outpost:
         return True
 
 
+def send_until_stopped(o, stop, errors, send_one, per_conn=20,
+                       max_conns=2000):
+    """Opens implicit-TLS sessions to o one after another and calls
+    send_one(session) per_conn times in each, until stop is set, max_conns
+    sessions are done or the daemon dies (the error goes to errors).
+    For load that a test kills the daemon under."""
+    for _ in range(max_conns):
+        if stop.is_set():
+            return
+        try:
+            s = o.smtp_ssl(timeout=10)
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
+            errors.append(repr(e))
+            return
+        try:
+            for _ in range(per_conn):
+                if stop.is_set():
+                    return
+                send_one(s)
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
+            errors.append(repr(e))
+            return
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
 def simple_message(subject="test", body=b"Hello.\r\n", extra=b""):
     return (b"From: Alice <alice@example.test>\r\n"
             b"To: Bob <bob@example.org>\r\n"

@@ -3,41 +3,22 @@ import collections
 import os
 import re
 import shutil
-import smtplib
-import ssl
 import threading
 import time
 
 import pytest
 
-from conftest import (RCPT, USER, Closed, simple_message, wait_until)
+from conftest import (RCPT, USER, Closed, send_until_stopped, simple_message,
+                      wait_until)
 
 
-def sender_loop(o, acked, stop, errors, rounds=2000):
-    """Sends messages over implicit TLS until stop is set or the daemon
-    dies; appends every queue id that got 250 to acked."""
-    for _ in range(rounds):
-        if stop.is_set():
-            return
-        try:
-            s = o.smtp_ssl(timeout=10)
-        except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
-            errors.append(repr(e))
-            return
-        try:
-            for _ in range(20):
-                if stop.is_set():
-                    return
-                s.sendmail(USER, [RCPT], simple_message("durable", b"x" * 500 + b"\r\n"))
-                acked.append(s.queue_id())
-        except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
-            errors.append(repr(e))
-            return
-        finally:
-            try:
-                s.close()
-            except OSError:
-                pass
+def sender_loop(o, acked, stop, errors):
+    """Sends messages until stop is set or the daemon dies; appends every
+    queue id that got 250 to acked."""
+    def send_one(s):
+        s.sendmail(USER, [RCPT], simple_message("durable", b"x" * 500 + b"\r\n"))
+        acked.append(s.queue_id())
+    send_until_stopped(o, stop, errors, send_one)
 
 
 def test_kill9_loses_nothing(make_outpost):

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import USER, simple_message, wait_until
+from conftest import USER, send_until_stopped, simple_message, wait_until
 from dlvtest import (AioSink, ScriptedSMTP, ZoneDNS, delivery_overrides,
                      wait_log, wait_queue_empty)
 
@@ -364,8 +364,6 @@ def test_recycled_spool_files_survive_kill9(make_outpost, dns_basic, aiosink):
     every acknowledged message is delivered, and every delivered message
     is whole and its own (a reused file never shows another message's
     bytes or an old queue id)."""
-    import smtplib
-    import ssl
     import threading
 
     o = make_outpost(delivery_overrides(dns_basic, aiosink.port))
@@ -373,32 +371,18 @@ def test_recycled_spool_files_survive_kill9(make_outpost, dns_basic, aiosink):
     stop = threading.Event()
 
     def sender(k):
-        n = 0
-        while not stop.is_set() and n < 400:
-            try:
-                s = o.smtp_ssl(timeout=10)
-            except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
-                errors.append(repr(e))
-                return
-            try:
-                for _ in range(10):
-                    if stop.is_set():
-                        return
-                    tok = "tok-%d-%d" % (k, n)
-                    n += 1
-                    # sizes vary, so a reused file is sometimes cut short
-                    body = ("%s\r\n" % tok).encode() + b"y" * (37 * (n % 9))
-                    s.sendmail(USER, ["r%d@dest.test" % k],
-                               simple_message(tok, body + b"\r\n"))
-                    acked[s.queue_id()] = tok
-            except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
-                errors.append(repr(e))
-                return
-            finally:
-                try:
-                    s.close()
-                except OSError:
-                    pass
+        n = [0]
+
+        def send_one(s):
+            tok = "tok-%d-%d" % (k, n[0])
+            n[0] += 1
+            # sizes vary, so a reused file is sometimes cut short
+            body = ("%s\r\n" % tok).encode() + b"y" * (37 * (n[0] % 9))
+            s.sendmail(USER, ["r%d@dest.test" % k],
+                       simple_message(tok, body + b"\r\n"))
+            acked[s.queue_id()] = tok
+        send_until_stopped(o, stop, errors, send_one, per_conn=10,
+                           max_conns=40)
 
     threads = [threading.Thread(target=sender, args=(k,)) for k in range(3)]
     for t in threads:
