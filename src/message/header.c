@@ -329,6 +329,10 @@ ap_qstring(struct ap *a, int copy)
 		} else if (c == '\r' || c == '\n') {
 			continue;	/* folding inside the quotes */
 		}
+		/* not qtext nor a quoted-pair (RFC 5322 3.2.4), and it would
+		 * cut the copied address short */
+		if (c == '\0')
+			return ap_fail(a, "a quoted string contains a NUL byte");
 		if (copy)
 			ap_out(a, c);
 	}
@@ -381,9 +385,9 @@ ap_addrspec(struct ap *a)
 		while (a->p < a->end && *a->p != ']') {
 			char c = *a->p;
 
-			if (c == '[' || c == '\\')
+			if (c == '[' || c == '\\' || c == '\0')
 				return ap_fail(a, "a domain literal contains "
-				    "'[' or '\\'");
+				    "'[', '\\' or a NUL byte");
 			if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
 				a->p++;
 				continue;

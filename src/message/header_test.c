@@ -209,6 +209,29 @@ test_addresses_broken(void **state)
 	}
 }
 
+/* A NUL byte inside quotes or a domain literal is refused, not copied
+ * into an address it would cut short (found by fuzz_message). */
+static void
+test_address_nul(void **state)
+{
+	static const char q[] = " bob@x.org, \"Carol\0rol\0\0c\0\0\"@x.org";
+	static const char q2[] = " \"a\\\0b\"@x.org";
+	static const char d[] = " a@[1.2\0.3.4]";
+	struct hdr_mailbox mb[4];
+	char err[256];
+
+	(void)state;
+	assert_int_equal(hdr_addresses(q, sizeof(q) - 1, HDR_ADDRESS_LIST, mb,
+	    4, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "NUL"));
+	assert_int_equal(hdr_addresses(q2, sizeof(q2) - 1, HDR_MAILBOX_LIST,
+	    mb, 4, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "NUL"));
+	assert_int_equal(hdr_addresses(d, sizeof(d) - 1, HDR_MAILBOX_LIST, mb,
+	    4, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "NUL"));
+}
+
 static void
 test_address_bounds(void **state)
 {
@@ -283,6 +306,7 @@ main(void)
 		cmocka_unit_test(test_field_limit),
 		cmocka_unit_test(test_addresses_valid),
 		cmocka_unit_test(test_addresses_broken),
+		cmocka_unit_test(test_address_nul),
 		cmocka_unit_test(test_address_bounds),
 		cmocka_unit_test(test_random_input),
 	};
