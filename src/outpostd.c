@@ -505,10 +505,12 @@ main(int argc, char **argv)
 	/* Delivery: its own thread and event loop (delivery/sched.h).  It
 	 * hooks the spool's commit notification first and then scans the
 	 * queue, so a message committed meanwhile is found either way. */
+	memset(&dhooks, 0, sizeof(dhooks));
 	dhooks.auth_failures = auth_failures_recent;
 	dhooks.arg = d->srv.throttle;
 	dhooks.hard_bounce = hard_bounce;
 	dhooks.bounce_arg = d;
+	dhooks.dkim = d->srv.dkim;
 	if ((d->dlv = dlv_sched_start(&d->cfg, d->srv.spool, &dhooks, err,
 	    sizeof(err))) == NULL) {
 		fprintf(stderr, "outpostd: delivery: %s\n", err);

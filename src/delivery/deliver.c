@@ -517,7 +517,10 @@ conn_send(struct dlv_conn *c, const size_t *idx, size_t n)
 	 * at load; a committed file does not change while it is queued):
 	 * smtpc stops there instead of reading again to find the end. */
 	c->msg.body.length = (off_t)m->env.size;
-	c->msg.body.size = m->env.size;
+	/* the DKIM-Signature fields made for this attempt go on top */
+	c->msg.body.prefix = m->dkim_sig;
+	c->msg.body.prefixlen = m->dkim_siglen;
+	c->msg.body.size = m->env.size + m->dkim_siglen;
 	if (smtpc_send(c->c, &c->msg) < 0)
 		goto oom;
 	c->nsent++;

@@ -15,6 +15,7 @@
 
 #include <openssl/ssl.h>
 
+#include "delivery/dkimpool.h"
 #include "delivery/sched.h"
 #include "dns/resolver.h"
 #include "queue/qstate.h"
@@ -42,6 +43,13 @@ struct dlv_msg {
 	unsigned char	*hop_dsn;	/* per rcpt: next hop took NOTIFY */
 	char		*logq;		/* result lines waiting for the state mark */
 	size_t		 logqlen;
+	/* DKIM (env.dkim_domain set): signed before each attempt by the
+	 * dkimpool; the fields go on top of the message when it is sent */
+	struct dkimpool_req *signreq;	/* signing now (req->arg is m) */
+	int		 sign_done;	/* this attempt's signing is over */
+	time_t		 sign_time;
+	char		*dkim_sig;	/* NULL: sent unsigned */
+	size_t		 dkim_siglen;
 };
 
 struct dlv_job {
@@ -96,6 +104,7 @@ struct dlv_sched {
 	time_t		 started;
 	int		 stopping;	/* shutting down: start nothing new */
 	struct dlv_hooks hooks;
+	struct dkimpool	*signer;	/* NULL when hooks.dkim is */
 };
 
 /* sched.c */

@@ -97,6 +97,9 @@ msg_unlink(struct dlv_sched *s, struct dlv_msg *m)
 static void
 msg_free(struct dlv_msg *m)
 {
+	if (m->signreq != NULL)
+		m->signreq->arg = NULL;	/* its callback frees it */
+	free(m->dkim_sig);
 	if (m->timer != NULL)
 		event_free(m->timer);
 	envelope_clear(&m->env);
@@ -440,6 +443,132 @@ dlv_job_done(struct dlv_sched *s, struct dlv_job *j)
 		msg_attempt_done(s, m);
 }
 
+/* ---- DKIM signing before an attempt (dkimpool.h) ---- */
+
+/* A signature older than this is made again before an attempt (a held
+ * message released days later must not go out with an old t=/x=). */
+#define DLV_SIG_MAX_AGE	60
+
+struct sign_ctx {
+	struct dkimpool_req r;		/* first: the pool hands back &r */
+	struct dlv_sched *s;
+};
+
+static void
+msg_sig_drop(struct dlv_msg *m)
+{
+	free(m->dkim_sig);
+	m->dkim_sig = NULL;
+	m->dkim_siglen = 0;
+	m->sign_done = 0;
+}
+
+/* 1 when m must be signed before its next attempt starts. */
+static int
+msg_needs_signing(struct dlv_sched *s, struct dlv_msg *m)
+{
+	size_t i;
+
+	if (m->env.dkim_domain == NULL || s->signer == NULL)
+		return 0;
+	if (m->sign_done && time(NULL) - m->sign_time <= DLV_SIG_MAX_AGE)
+		return 0;
+	for (i = 0; i < m->env.nrcpts; i++)
+		if (m->st.rcpts[i].status != QS_SENT &&
+		    m->st.rcpts[i].status != QS_FAILED)
+			break;
+	if (i == m->env.nrcpts)
+		return 0;	/* nothing left to send */
+	msg_sig_drop(m);
+	return 1;
+}
+
+static void
+msg_signed(struct dkimpool_req *r)
+{
+	struct sign_ctx *c = (struct sign_ctx *)r;
+	struct dlv_sched *s = c->s;
+	struct dlv_msg *m = r->arg;
+
+	if (m == NULL || r->err == ECANCELED || s->stopping) {
+		if (m != NULL)
+			m->signreq = NULL;
+		free(r->sig);
+		free(c);
+		return;
+	}
+	m->signreq = NULL;
+	switch (r->err) {
+	case 0:
+		m->dkim_sig = r->sig;
+		m->dkim_siglen = r->siglen;
+		r->sig = NULL;
+		break;
+	case ENOENT:
+	case EBADMSG:
+		/* it cannot get better by waiting: the mail still goes */
+		log_warn("%s: dkim: not signed: %s; sent unsigned", m->qid,
+		    r->text);
+		break;
+	default:
+		log_err("%s: dkim: signing failed: %s; trying again in %d s",
+		    m->qid, r->text, s->cfg->retry_interval);
+		free(r->sig);
+		free(c);
+		if (msg_schedule(s, m, time(NULL) + s->cfg->retry_interval) < 0)
+			log_err("%s: out of memory: the message waits for "
+			    "`outpost queue flush` or a restart", m->qid);
+		return;
+	}
+	free(r->sig);
+	free(c);
+	m->sign_done = 1;
+	m->sign_time = time(NULL);
+	msg_activate(s, m);
+}
+
+static void
+msg_sign(struct dlv_sched *s, struct dlv_msg *m)
+{
+	struct sign_ctx *c;
+	struct dkimpool_req *r;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		goto fail;
+	c->s = s;
+	r = &c->r;
+	memcpy(r->qid, m->qid, SPOOL_QID_SIZE);
+	if (spool_msg_path(s->spool_dir, m->qid, r->path, sizeof(r->path)) < 0 ||
+	    strlen(m->env.dkim_domain) >= sizeof(r->domain)) {
+		/* cannot happen for what submission wrote; go unsigned */
+		free(c);
+		log_warn("%s: dkim: not signed: bad signing domain or path; "
+		    "sent unsigned", m->qid);
+		m->sign_done = 1;
+		m->sign_time = time(NULL);
+		msg_activate(s, m);
+		return;
+	}
+	r->offset = m->body;
+	r->size = m->env.size;
+	snprintf(r->domain, sizeof(r->domain), "%s", m->env.dkim_domain);
+	memcpy(r->bh, m->env.dkim_bh, sizeof(r->bh));
+	r->utf8 = m->env.smtputf8;
+	r->expire = __atomic_load_n(&s->cfg->dkim_expire, __ATOMIC_RELAXED);
+	r->cb = msg_signed;
+	r->arg = m;
+	if (dkimpool_submit(s->signer, r) < 0) {
+		free(c);
+		return;		/* stopping: the next start signs it */
+	}
+	m->signreq = r;
+	return;
+fail:
+	log_err("%s: out of memory signing, retrying in %d s", m->qid,
+	    s->cfg->retry_interval);
+	(void)msg_schedule(s, m, time(NULL) + s->cfg->retry_interval);
+}
+
 /* Puts every pending/deferred recipient of m into jobs, one per
  * destination and at most rcpts_per_transaction recipients each. */
 static void
@@ -452,6 +581,11 @@ msg_activate(struct dlv_sched *s, struct dlv_msg *m)
 
 	if (m->jobs > 0 || m->st.held || m->deleted)
 		return;
+	if (msg_needs_signing(s, m)) {
+		if (m->signreq == NULL)
+			msg_sign(s, m);
+		return;
+	}
 	if (m->timer != NULL)
 		evtimer_del(m->timer);
 	if ((taken = calloc(n, 1)) == NULL)
@@ -693,6 +827,8 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	time_t now = time(NULL), next;
 	int nfail = 0, nsucc = 0, ndelay = 0, expired;
 
+	/* the next attempt signs again (fresh t= and x=) */
+	msg_sig_drop(m);
 	if (m->deleted) {
 		if (msg_file_remove(s, m) < 0 && errno != ENOENT)
 			log_err("%s: cannot remove: %s", m->qid, strerror(errno));
@@ -1023,6 +1159,14 @@ dlv_sched_start(const struct config *cfg, struct spool *sp,
 	dopts.allow_loopback = cfg->allow_loopback;
 	if ((s->dns = dns_new(s->base, &dopts, err, errlen)) == NULL)
 		goto fail;
+	if (s->hooks.dkim != NULL) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		if ((s->signer = dkimpool_new(s->base, s->hooks.dkim,
+		    ncpu < 1 ? 1 : ncpu > 4 ? 4 : (int)ncpu, err,
+		    errlen)) == NULL)
+			goto fail;
+	}
 	/* smtpc applies the verify policy itself: verify = 0 here. */
 	if ((s->ssl_ctx = tls_client_ctx_new(cfg->delivery_ca_file, 0, tlserr,
 	    sizeof(tlserr))) == NULL) {
@@ -1097,6 +1241,10 @@ dlv_sched_stop(struct dlv_sched *s)
 		pthread_join(s->thread, NULL);
 	}
 	s->stopping = 1;
+	/* every signing request answered (cancelled) while the messages
+	 * it points at still exist */
+	dkimpool_free(s->signer);
+	s->signer = NULL;
 	dlv_ctl_close(s);
 	dlv_conn_shutdown_all();
 	if (s->base != NULL)	/* answers the loopcalls still queued */

@@ -40,6 +40,10 @@ struct dlv_hooks {
 	 * for an expiry in the queue) */
 	void		(*hard_bounce)(void *arg, const char *user);
 	void		*bounce_arg;
+	/* the daemon's DKIM keys (reloaded on SIGHUP): messages whose
+	 * envelope asks for a signature are signed with them at delivery;
+	 * NULL: nothing is signed */
+	struct dkim_store *dkim;
 };
 struct dlv_sched *dlv_sched_start(const struct config *cfg, struct spool *sp,
 	    const struct dlv_hooks *hooks, char *err, size_t errlen);

@@ -626,3 +626,45 @@ out:
 	free(b.p);
 	return rc;
 }
+
+int
+dkim_sign_stored(const struct dkim_key *const *keys, size_t nkeys,
+    const char *hdr, size_t hlen, int utf8, const unsigned char bh[32],
+    time_t t, long expire, char **out, size_t *outlen, char *err,
+    size_t errlen)
+{
+	struct hdr_section hs;
+	char *all = NULL, *sig = NULL, *np;
+	size_t alen = 0, slen = 0, i;
+	int rc = -1;
+
+	memset(&hs, 0, sizeof(hs));
+	*out = NULL;
+	*outlen = 0;
+	if (hdr_parse(&hs, hdr, hlen, utf8, err, errlen) < 0)
+		return -1;
+	for (i = 0; i < nkeys; i++) {
+		if (dkim_sign(keys[i], &hs, bh, t, expire, &sig, &slen, err,
+		    errlen) < 0)
+			goto out;
+		if ((np = realloc(all, alen + slen + 1)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto out;
+		}
+		all = np;
+		memcpy(all + alen, sig, slen);
+		alen += slen;
+		all[alen] = '\0';
+		free(sig);
+		sig = NULL;
+	}
+	*out = all;
+	*outlen = alen;
+	all = NULL;
+	rc = 0;
+out:
+	free(sig);
+	free(all);
+	hdr_free(&hs);
+	return rc;
+}

@@ -97,4 +97,17 @@ int	dkim_sign(const struct dkim_key *key, const struct hdr_section *hs,
 	    const unsigned char bh[32], time_t t, long expire, char **out,
 	    size_t *outlen, char *err, size_t errlen);
 
+/*
+ * Signs a queued message at delivery time with each of keys[0..nkeys):
+ * hdr is its header section as stored (trace fields included, without
+ * the empty line), bh its body hash taken when it arrived.  *out gets the
+ * DKIM-Signature fields, in keys' order, to put on top (malloc'd; NULL
+ * with *outlen 0 when nkeys is 0).  Returns 0, or -1 with err set ("out
+ * of memory", or why the header section does not parse).
+ */
+int	dkim_sign_stored(const struct dkim_key *const *keys, size_t nkeys,
+	    const char *hdr, size_t hlen, int utf8, const unsigned char bh[32],
+	    time_t t, long expire, char **out, size_t *outlen, char *err,
+	    size_t errlen);
+
 #endif

@@ -471,34 +471,26 @@ msgfilter_nsig(const struct msgfilter *f)
 }
 
 int
+msgfilter_dkim(const struct msgfilter *f, const char **domain,
+    unsigned char bh[32])
+{
+	if (f->nsig <= 0)
+		return 0;
+	*domain = f->sig[0]->domain;
+	memcpy(bh, f->bh, 32);
+	return 1;
+}
+
+int
 msgfilter_header(struct msgfilter *f, char **out, size_t *outlen)
 {
-	char *sig[MF_MAX_SIGS] = { NULL }, *buf = NULL, err[256];
-	size_t slen[MF_MAX_SIGS] = { 0 }, total, off = 0;
-	char what[MF_MAX_SIGS * 100] = "";
-	int i, rc = -1;
+	char *buf;
+	size_t total, off = 0;
 
 	total = f->tracelen + f->flen + (f->separator ? 2 : 0);
-	for (i = 0; i < f->nsig; i++) {
-		const struct dkim_key *k = f->sig[i];
-		size_t wl = strlen(what);
-
-		if (dkim_sign(k, &f->fhs, f->bh, f->t, f->o.dkim_expire,
-		    &sig[i], &slen[i], err, sizeof(err)) < 0) {
-			log_err("%s: dkim: signing with %s failed: %s", f->qid,
-			    k->path ? k->path : k->selector, err);
-			errno = strcmp(err, "out of memory") == 0 ? ENOMEM : EIO;
-			goto out;
-		}
-		total += slen[i];
-		snprintf(what + wl, sizeof(what) - wl, "%ss=%s (%s)",
-		    i ? ", " : "", k->selector, dkim_alg_name(k->alg));
-	}
-	if ((buf = malloc(total ? total : 1)) == NULL)
-		goto out;
-	for (i = 0; i < f->nsig; i++) {
-		memcpy(buf + off, sig[i], slen[i]);
-		off += slen[i];
+	if ((buf = malloc(total ? total : 1)) == NULL) {
+		errno = ENOMEM;
+		return -1;
 	}
 	if (f->tracelen > 0) {
 		memcpy(buf + off, f->trace, f->tracelen);
@@ -512,16 +504,7 @@ msgfilter_header(struct msgfilter *f, char **out, size_t *outlen)
 		memcpy(buf + off, "\r\n", 2);
 		off += 2;
 	}
-	if (f->nsig > 0)
-		log_info("%s: dkim: signed d=%s, %s", f->qid,
-		    f->sig[0]->domain, what);
 	*out = buf;
 	*outlen = off;
-	buf = NULL;
-	rc = 0;
-out:
-	for (i = 0; i < MF_MAX_SIGS; i++)
-		free(sig[i]);
-	free(buf);
-	return rc;
+	return 0;
 }

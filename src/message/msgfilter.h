@@ -11,12 +11,15 @@
  * At the end of the content msgfilter_end() checks the header section
  * (one From with valid addresses, a Sender when From has several, address
  * fields parse, no 8-bit without SMTPUTF8, ...) and prepares the final
- * header block; msgfilter_header() then builds it — DKIM-Signature
- * field(s), the trace field, an added Message-ID and Date when missing,
- * and the original fields minus Bcc, byte for byte — and may run on any
- * thread (outpost runs it on a spool sync thread, so RSA signing never
- * stalls an event loop).
+ * header block; msgfilter_header() then builds it — the trace field, an
+ * added Message-ID and Date when missing, and the original fields minus
+ * Bcc, byte for byte — and may run on any thread.
  *
+ * DKIM: msgfilter decides whether the message is signed and computes the
+ * body hash while the body streams by; the signatures themselves are made
+ * at delivery (delivery/dkimpool), from the stored header section and
+ * this body hash, so the RSA signature is not on the path to the "250"
+ * and a key rotated by a reload applies to mail still queued.
  * Which mail is signed: only when the client authenticated (auth_user is
  * set), a From: address is the login or the envelope sender (which the
  * session's sender rules checked against the login and its aliases), and
@@ -41,7 +44,6 @@ struct msgfilter_opts {
 	int		 smtputf8;	/* MAIL ... SMTPUTF8 */
 	size_t		 max_header;	/* 0: MSGFILTER_MAX_HEADER */
 	struct dkim_keyset *keys;	/* reference taken over; may be NULL */
-	long		 dkim_expire;	/* x= seconds after t=; 0: none */
 	/*
 	 * Sender rule for the From: header (the envelope's is checked at
 	 * MAIL): when from_owned is set, every From: address must pass it.
@@ -79,12 +81,22 @@ int	msgfilter_end(struct msgfilter *f, char esc[16], char *text,
 
 /*
  * After msgfilter_end() returned 0: the final header block (ending with
- * the empty line when the message had one) in *out (malloc'd).  Returns
- * 0, or -1 with errno (ENOMEM, EIO when signing failed; logged).
+ * the empty line when the message had one) in *out (malloc'd).  It is
+ * not signed: the signatures are made at delivery (msgfilter_dkim()
+ * says whether and with which domain).  Returns 0, or -1 with errno
+ * ENOMEM.
  */
 int	msgfilter_header(struct msgfilter *f, char **out, size_t *outlen);
 
-/* Number of signatures msgfilter_header() will add (after _end). */
+/* Number of keys the message is to be signed with (after _end). */
 int	msgfilter_nsig(const struct msgfilter *f);
+
+/*
+ * After msgfilter_end(): 1 when the message is to be DKIM-signed, with
+ * the signing domain (lowercase; valid while f lives) in *domain and the
+ * body hash (relaxed, SHA-256) in bh; else 0.
+ */
+int	msgfilter_dkim(const struct msgfilter *f, const char **domain,
+	    unsigned char bh[32]);
 
 #endif

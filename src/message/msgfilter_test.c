@@ -221,6 +221,8 @@ test_signing_decision(void **state)
 	struct msgfilter *f;
 	char *out;
 	size_t olen;
+	const char *dom = NULL;
+	unsigned char bh[32], want[32];
 
 	(void)state;
 	assert_non_null(mkdtemp(dir));
@@ -236,13 +238,45 @@ test_signing_decision(void **state)
 	assert_non_null(ks);
 	assert_int_equal(ks->n, 1);
 
-	/* From domain with a key: one signature, on top */
+	/* From domain with a key: to be signed at delivery with that
+	 * domain and the body hash taken on the way; the header block
+	 * itself carries no signature, and signing it as stored gives one
+	 * over the same body hash */
 	f = new_filter(&s, dkim_keyset_ref(ks), 0, 0);
-	assert_int_equal(run(f, "From: Alice <alice@EXAMPLE.test>\r\n\r\nb\r\n", 5, text), 0);
+	assert_int_equal(run(f, "From: Alice <alice@EXAMPLE.test>\r\n\r\nb  \r\n\r\n", 5, text), 0);
 	assert_int_equal(msgfilter_nsig(f), 1);
+	assert_int_equal(msgfilter_dkim(f, &dom, bh), 1);
+	assert_string_equal(dom, "example.test");
+	/* relaxed: trailing blanks and empty lines at the end go */
+	assert_int_equal(EVP_Digest("b\r\n", 3, want, NULL, EVP_sha256(),
+	    NULL), 1);
+	assert_memory_equal(bh, want, 32);
 	assert_int_equal(msgfilter_header(f, &out, &olen), 0);
-	assert_true(strncmp(out, "DKIM-Signature: v=1; a=ed25519-sha256;", 38) == 0);
-	assert_non_null(strstr(out, "\r\nReceived: x\r\n"));
+	assert_true(strncmp(out, "Received: x\r\n", 13) == 0);
+	assert_null(strstr(out, "DKIM-Signature"));
+	{
+		const struct dkim_key *k[1] = { &ks->keys[0] };
+		char *sig;
+		size_t slen;
+
+		/* as stored: without the empty line */
+		assert_int_equal(dkim_sign_stored(k, 1, out, olen - 2, 0, bh,
+		    1700000000, 0, &sig, &slen, err, sizeof(err)), 0);
+		assert_true(strncmp(sig, "DKIM-Signature: v=1; a=ed25519-sha256;", 38) == 0);
+		assert_non_null(strstr(sig, "d=example.test;"));
+		assert_non_null(strstr(sig, "bh=Z54nP3j8j4uhFNsjwtzoDMd8kQg5OYJcqDAVLy8IDQg=;"));
+		assert_memory_equal(sig + slen - 2, "\r\n", 2);
+		free(sig);
+		/* no keys: nothing */
+		assert_int_equal(dkim_sign_stored(k, 0, out, olen - 2, 0, bh,
+		    1700000000, 0, &sig, &slen, err, sizeof(err)), 0);
+		assert_null(sig);
+		assert_int_equal(slen, 0);
+		/* a header that does not parse: an error, said why */
+		assert_int_equal(dkim_sign_stored(k, 1, "From x\r\n", 8, 0,
+		    bh, 1700000000, 0, &sig, &slen, err, sizeof(err)), -1);
+		assert_true(err[0] != '\0');
+	}
 	free(out);
 	msgfilter_free(f);
 	/* a From that is not the account (nor the envelope sender): the
@@ -251,6 +285,7 @@ test_signing_decision(void **state)
 	f = new_filter(&s, dkim_keyset_ref(ks), 0, 0);
 	assert_int_equal(run(f, "From: ceo@example.test\r\n\r\nb\r\n", 5, text), 0);
 	assert_int_equal(msgfilter_nsig(f), 0);
+	assert_int_equal(msgfilter_dkim(f, &dom, bh), 0);
 	msgfilter_free(f);
 	/* several authors: the account's own address picks the key */
 	s.len = 0;

@@ -1,7 +1,8 @@
 /*
  * envelope — the on-disk envelope header of a spooled message.
  *
- * Format (version 1), one field per line, LF line ends, ASCII only:
+ * Format (version 1, or 2 when the message is to be DKIM-signed), one
+ * field per line, LF line ends, ASCII only:
  *
  *	outpost-envelope 1
  *	qid 0J8Z3K4M5N6P7Q8R
@@ -14,6 +15,8 @@
  *	smtputf8 1			(optional; 0 or 1)
  *	envid ABC%2B1			(optional)
  *	ret full			(optional; full | hdrs)
+ *	dkim example.org 3a7bd3e2...	(version 2 only: signing domain and
+ *					 the body hash, 64 uppercase hex digits)
  *	rcpt bob@example.net notify=success,failure orcpt=rfc822;bob@example.net
  *	.
  *
@@ -43,6 +46,7 @@
 #include "queue/spool.h"
 
 #define ENV_MAGIC	"outpost-envelope 1"
+#define ENV_MAGIC2	"outpost-envelope 2"	/* adds "dkim" */
 #define ENV_VALUE_MAX	4096		/* decoded bytes per value */
 #define ENV_LINE_MAX	(3 * ENV_VALUE_MAX * 2 + 64)	/* rcpt has two values */
 #define ENV_RCPTS_MAX	100000
@@ -170,6 +174,7 @@ envelope_clear(struct envelope *env)
 	free(env->client_addr);
 	free(env->helo);
 	free(env->envid);
+	free(env->dkim_domain);
 	for (i = 0; i < env->nrcpts && env->rcpts != NULL; i++) {
 		free(env->rcpts[i].addr);
 		free(env->rcpts[i].orcpt);
@@ -233,7 +238,13 @@ envelope_format(const struct envelope *env, char **out, size_t *outlen)
 		errno = EINVAL;
 		return -1;
 	}
-	sb_str(&sb, ENV_MAGIC "\nqid ");
+	if (env->dkim_domain != NULL && env->dkim_domain[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	/* version 1 while nothing needs 2: older readers keep working */
+	sb_str(&sb, env->dkim_domain != NULL ? ENV_MAGIC2 "\nqid " :
+	    ENV_MAGIC "\nqid ");
 	sb_str(&sb, env->qid);
 	sb_str(&sb, "\narrival ");
 	sb_u64(&sb, (uint64_t)env->arrival);
@@ -252,6 +263,21 @@ envelope_format(const struct envelope *env, char **out, size_t *outlen)
 		sb_str(&sb, "ret full\n");
 	else if (env->ret == ENV_RET_HDRS)
 		sb_str(&sb, "ret hdrs\n");
+	if (env->dkim_domain != NULL) {
+		static const char hex[] = "0123456789ABCDEF";
+		char bh[2 * sizeof(env->dkim_bh) + 2];
+
+		sb_str(&sb, "dkim ");
+		sb_value(&sb, env->dkim_domain);
+		bh[0] = ' ';
+		for (i = 0; i < sizeof(env->dkim_bh); i++) {
+			bh[1 + 2 * i] = hex[env->dkim_bh[i] >> 4];
+			bh[2 + 2 * i] = hex[env->dkim_bh[i] & 15];
+		}
+		bh[sizeof(bh) - 1] = '\0';
+		sb_str(&sb, bh);
+		sb_str(&sb, "\n");
+	}
 	for (i = 0; i < env->nrcpts; i++) {
 		const struct envelope_rcpt *r = &env->rcpts[i];
 
@@ -461,6 +487,29 @@ set_once(char **field, const char *v, size_t n)
 	return (*field = value_decode(v, n)) == NULL ? -1 : 0;
 }
 
+/* "DOMAIN HEX64" */
+static int
+parse_dkim(struct envelope *env, const char *v, size_t n)
+{
+	const size_t hl = 2 * sizeof(env->dkim_bh);
+	size_t i, dl;
+
+	if (n < hl + 2 || v[n - hl - 1] != ' ')
+		return -1;
+	dl = n - hl - 1;
+	if (memchr(v, ' ', dl) != NULL || set_once(&env->dkim_domain, v,
+	    dl) < 0 || env->dkim_domain[0] == '\0')
+		return -1;
+	for (i = 0; i < sizeof(env->dkim_bh); i++) {
+		int hi = hexval(v[dl + 1 + 2 * i]), lo = hexval(v[dl + 2 + 2 * i]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		env->dkim_bh[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 /*
  * Parses the envelope at the start of buf.  env is overwritten (not freed:
  * clear it first if it held anything).  Returns the bytes consumed
@@ -471,7 +520,7 @@ envelope_parse(const char *buf, size_t len, struct envelope *env)
 {
 	size_t pos = 0, cap = 0;
 	int have_qid = 0, have_arrival = 0, have_body = 0, have_utf8 = 0;
-	int have_ret = 0, line = 0;
+	int have_ret = 0, line = 0, version = 1;
 
 	memset(env, 0, sizeof(*env));
 	if (len > ENV_HEADER_MAX)
@@ -494,7 +543,9 @@ envelope_parse(const char *buf, size_t len, struct envelope *env)
 				goto bad;
 		pos += llen + 1;
 		if (line++ == 0) {
-			if (!tok_is(l, llen, ENV_MAGIC))
+			if (tok_is(l, llen, ENV_MAGIC2))
+				version = 2;
+			else if (!tok_is(l, llen, ENV_MAGIC))
 				goto bad;
 			continue;
 		}
@@ -563,6 +614,9 @@ envelope_parse(const char *buf, size_t len, struct envelope *env)
 			else if (tok_is(v, vlen, "hdrs"))
 				env->ret = ENV_RET_HDRS;
 			else
+				goto bad;
+		} else if (tok_is(l, klen, "dkim") && version >= 2) {
+			if (parse_dkim(env, v, vlen) < 0)
 				goto bad;
 		} else if (tok_is(l, klen, "rcpt")) {
 			/* Options are separated by exactly one space. */

@@ -210,6 +210,48 @@ test_golden(void **state)
 	envelope_clear(&env);
 }
 
+/* Version 2 only when the message is to be signed; the domain is an
+ * encoded value, the body hash 64 uppercase hex digits. */
+static void
+test_dkim_roundtrip(void **state)
+{
+	static const char want[] =
+	    "outpost-envelope 2\n"
+	    "qid 0J8Z3K4M5N6P7Q8R\n"
+	    "arrival 1700000000\n"
+	    "from alice@example.org\n"
+	    "body 7bit\n"
+	    "dkim example.org 000102030405060708090A0B0C0D0E0F"
+	    "F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF\n"
+	    "rcpt bob@example.net\n"
+	    ".\n";
+	const char *r[1] = { "bob@example.net" };
+	struct envelope env, back;
+	char *t;
+	size_t l, i;
+
+	(void)state;
+	env_build(&env, "alice@example.org", NULL, NULL, NULL, NULL, r, NULL,
+	    NULL, 1);
+	env.dkim_domain = strdup("example.org");
+	for (i = 0; i < 16; i++) {
+		env.dkim_bh[i] = (unsigned char)i;
+		env.dkim_bh[16 + i] = (unsigned char)(0xf0 + i);
+	}
+	assert_int_equal(envelope_format(&env, &t, &l), 0);
+	assert_string_equal(t, want);
+	assert_int_equal(envelope_parse(t, l, &back), (ssize_t)l);
+	assert_string_equal(back.dkim_domain, "example.org");
+	assert_memory_equal(back.dkim_bh, env.dkim_bh, 32);
+	envelope_clear(&back);
+	free(t);
+	/* an empty signing domain is refused, not written */
+	free(env.dkim_domain);
+	env.dkim_domain = strdup("");
+	assert_int_equal(envelope_format(&env, &t, &l), -1);
+	envelope_clear(&env);
+}
+
 static void
 test_format_refuses(void **state)
 {
@@ -247,9 +289,20 @@ static void
 test_parse_rejects(void **state)
 {
 #define H "outpost-envelope 1\nqid 0J8Z3K4M5N6P7Q8R\narrival 1\n"
+#define H2 "outpost-envelope 2\nqid 0J8Z3K4M5N6P7Q8R\narrival 1\n"
+#define BH64 "000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F"
+#define BH64U "000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F"
 	static const char *const bad[] = {
 		"",
-		"outpost-envelope 2\nqid 0J8Z3K4M5N6P7Q8R\narrival 1\nfrom a\nrcpt b\n.\n",
+		"outpost-envelope 3\nqid 0J8Z3K4M5N6P7Q8R\narrival 1\nfrom a\nrcpt b\n.\n",
+		/* dkim only in version 2, and exactly "DOMAIN HEX64" */
+		H "from a\ndkim example.org " BH64 "\nrcpt b\n.\n",
+		H2 "from a\ndkim example.org\nrcpt b\n.\n",
+		H2 "from a\ndkim <> " BH64 "\nrcpt b\n.\n",
+		H2 "from a\ndkim example.org " BH64 "0\nrcpt b\n.\n",
+		H2 "from a\ndkim example.org  " BH64 "\nrcpt b\n.\n",
+		H2 "from a\ndkim example.org " BH64U "\nrcpt b\n.\n",
+		H2 "from a\ndkim a " BH64 "\ndkim a " BH64 "\nrcpt b\n.\n",
 		H "from a\nrcpt b\n",			/* no terminator */
 		H "from a\nrcpt b\n.",			/* terminator w/o LF */
 		H "from a\n.\n",			/* no recipient */
@@ -374,6 +427,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_dkim_roundtrip),
 		cmocka_unit_test(test_roundtrip_table),
 		cmocka_unit_test(test_roundtrip_many_rcpts),
 		cmocka_unit_test(test_format_refuses),

@@ -106,6 +106,9 @@ struct spool_msg {
 	 * stored between the envelope and the bytes written so far. */
 	char		*envtxt;	/* copy of the envelope text */
 	size_t		 envlen;
+	size_t		 fileenvlen;	/* envelope length in tmp/QID when it
+					 * was replaced after the spill; 0:
+					 * envlen */
 	int		 hmode;		/* a header block is to be inserted */
 	char		*hdr;		/* spool_msg_set_header() copy */
 	size_t		 hdrlen;
@@ -449,6 +452,60 @@ spool_msg_set_header(struct spool_msg *m, const void *buf, size_t len)
 	return 0;
 }
 
+int
+spool_msg_set_envelope(struct spool_msg *m, const struct envelope *env)
+{
+	char *t = NULL;
+	size_t tl = 0;
+
+	if (m->err) {
+		errno = m->err;
+		return -1;
+	}
+	if (strcmp(env->qid, m->qid) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (envelope_format(env, &t, &tl) < 0)
+		return -1;
+	if (m->fd < 0 && !m->created) {
+		/* still all in memory: swap the text at the front */
+		size_t need = m->len - m->envlen;
+
+		if (tl > SIZE_MAX - need) {
+			free(t);
+			errno = ENOMEM;
+			return -1;
+		}
+		need += tl;
+		if (need > m->cap) {
+			char *nb = realloc(m->buf, need);
+
+			if (nb == NULL) {
+				free(t);
+				errno = ENOMEM;
+				return -1;
+			}
+			m->buf = nb;
+			m->cap = need;
+		}
+		memmove(m->buf + tl, m->buf + m->envlen, m->len - m->envlen);
+		memcpy(m->buf, t, tl);
+		m->len = m->len - m->envlen + tl;
+	} else {
+		/* spilled: the file is rewritten at commit from envtxt (the
+		 * header-block path), so make sure that happens; the body
+		 * is copied from after the envelope the file has */
+		if (m->fileenvlen == 0)
+			m->fileenvlen = m->envlen;
+		m->hmode = 1;
+	}
+	free(m->envtxt);
+	m->envtxt = t;
+	m->envlen = tl;
+	return 0;
+}
+
 void
 spool_msg_set_header_fn(struct spool_msg *m, spool_header_fn fn,
     void (*dtor)(void *), void *arg)
@@ -534,7 +591,7 @@ msg_respill(struct spool_msg *m, const char *h, size_t hl)
 {
 	const struct spool_fsops *fs = m->sp->fs;
 	char path[PATH_MAX], old[PATH_MAX];
-	loff_t off = (loff_t)m->envlen;
+	loff_t off = (loff_t)(m->fileenvlen ? m->fileenvlen : m->envlen);
 	uint64_t left = m->size;
 	int nfd;
 

@@ -67,6 +67,11 @@ struct envelope {
 	enum env_body body;
 	int	 smtputf8;
 	time_t	 arrival;	/* set by spool_msg_begin() */
+	/* DKIM signing, decided at submission, done at delivery: the
+	 * signing domain (NULL = do not sign) and the body hash (relaxed
+	 * canonicalisation, SHA-256) computed while the body arrived. */
+	char	*dkim_domain;
+	unsigned char dkim_bh[32];
 	struct envelope_rcpt *rcpts;
 	size_t	 nrcpts;
 	uint64_t size;		/* message bytes; filled in by the reader */
@@ -147,6 +152,14 @@ int	spool_msg_write(struct spool_msg *m, const void *buf, size_t len);
  * buf; returns 0 or -1 (ENOMEM, sticky).
  */
 int	spool_msg_set_header(struct spool_msg *m, const void *buf, size_t len);
+
+/*
+ * Replaces the envelope written by spool_msg_begin() (same queue id) with
+ * env's, for what is only known at the end of data (the DKIM signing
+ * domain and body hash).  Call before spool_msg_commit().  Returns 0, or
+ * -1 with errno (EINVAL, ENOMEM; the message itself is unharmed).
+ */
+int	spool_msg_set_envelope(struct spool_msg *m, const struct envelope *env);
 
 /*
  * The same, with the block built at commit time ON A SPOOL SYNC THREAD by

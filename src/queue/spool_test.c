@@ -1172,6 +1172,75 @@ test_header_small_and_spilled(void **state)
 	event_base_free(base);
 }
 
+/* The envelope replaced at the end of data (the DKIM signing domain and
+ * body hash), for a message in memory and for ones that spilled to disk
+ * (the body is then copied from after the old, shorter envelope). */
+static void
+test_set_envelope(void **state)
+{
+	static const size_t sizes[] = { 5, 70000, 1024 * 1024 + 3 };
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	static const char hdr[] = "Received: from x\r\nFrom: a@example.org\r\n\r\n";
+	struct event_base *base = new_base();
+	struct result res[N];
+	char *bodies[N], err[256];
+	struct spool *sp;
+	int pending = N;
+	size_t i, k, hl = strlen(hdr);
+
+	(void)state;
+	assert_int_equal(spool_open(&sp, tdir, NULL, err, sizeof(err)), 0);
+	for (i = 0; i < N; i++) {
+		struct spool_msg *m;
+		struct envelope env;
+		char qid[SPOOL_QID_SIZE];
+
+		bodies[i] = make_body(sizes[i], (unsigned)i);
+		memset(&res[i], 0, sizeof(res[i]));
+		res[i].base = base;
+		res[i].pending = &pending;
+		res[i].result = -1;
+		m = start_msg(sp, bodies[i], sizes[i], qid);
+		make_env(&env, "alice@example.org", 2);
+		/* another message's id is refused, the message unharmed */
+		memcpy(env.qid, "0J8Z3K4M5N6P7Q8R", SPOOL_QID_SIZE);
+		assert_int_equal(spool_msg_set_envelope(m, &env), -1);
+		assert_int_equal(errno, EINVAL);
+		memcpy(env.qid, qid, SPOOL_QID_SIZE);
+		env.arrival = 1700000000;
+		env.dkim_domain = strdup("example.org");
+		for (k = 0; k < 32; k++)
+			env.dkim_bh[k] = (unsigned char)(k * 7 + i);
+		assert_int_equal(spool_msg_set_envelope(m, &env), 0);
+		envelope_clear(&env);
+		assert_int_equal(spool_msg_set_header(m, hdr, hl), 0);
+		spool_msg_commit(m, base, on_commit, &res[i]);
+	}
+	run_until(base, &pending);
+	for (i = 0; i < N; i++) {
+		struct envelope env;
+		char *want = malloc(hl + sizes[i] + 1);
+		off_t off;
+
+		assert_int_equal(res[i].result, 0);
+		assert_int_equal(spool_read_envelope(tdir, res[i].qid, &env,
+		    &off), 0);
+		assert_string_equal(env.dkim_domain, "example.org");
+		for (k = 0; k < 32; k++)
+			assert_int_equal(env.dkim_bh[k], (k * 7 + i) & 0xff);
+		assert_int_equal(env.arrival, 1700000000);
+		envelope_clear(&env);
+		memcpy(want, hdr, hl);
+		memcpy(want + hl, bodies[i], sizes[i]);
+		assert_queued(res[i].qid, want, hl + sizes[i]);
+		free(want);
+		free(bodies[i]);
+	}
+	assert_int_equal(count_dir("tmp"), 0);
+	spool_close(sp);
+	event_base_free(base);
+}
+
 /* A failing header function fails the commit with its errno and leaves
  * nothing behind; abort runs the destructor too. */
 static void
@@ -1323,6 +1392,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_list_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_space, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_env_faults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_set_envelope, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_header_small_and_spilled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_fn_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_spilled_order, setup, teardown),

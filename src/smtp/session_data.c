@@ -158,7 +158,6 @@ session_data_start(struct smtp_session *s, int bdat)
 	mo.mail_from = tx->env.mail_from;
 	mo.smtputf8 = tx->env.smtputf8;
 	mo.keys = dkim_store_get(s->w->srv->dkim);
-	mo.dkim_expire = cfg->dkim_expire;
 	if (s->flags & SMTP_F_AUTH) {
 		/* issue 4's sender rule, for the From: header too */
 		mo.from_owned = session_from_owned;
@@ -283,6 +282,23 @@ session_data_end(struct smtp_session *s)
 	}
 	m = tx->msg;
 	tx->msg = NULL;
+	{
+		const char *dom;
+
+		/* signed at delivery: the envelope carries the domain and the
+		 * body hash taken as the body went by */
+		if (msgfilter_dkim(tx->mf, &dom, tx->env.dkim_bh) &&
+		    ((tx->env.dkim_domain = strdup(dom)) == NULL ||
+		    spool_msg_set_envelope(m, &tx->env) < 0)) {
+			log_err("%s: cannot record the DKIM signing: %s",
+			    tx->env.qid, strerror(errno));
+			spool_msg_abort(m);
+			session_reply(s, 451, "4.3.0",
+			    "Out of memory, try again later");
+			session_tx_free(s);
+			return;
+		}
+	}
 	spool_msg_set_header_fn(m, data_header_fn, data_header_free, tx->mf);
 	tx->mf = NULL;
 	if ((p = session_pending_new(s)) == NULL) {

@@ -112,6 +112,7 @@ struct smtpc {
 	off_t			 body_off;
 	off_t			 body_left;	/* -1 = to EOF */
 	size_t			 body_memoff;
+	size_t			 body_prefoff;	/* of body.prefix sent */
 	int			 body_done;
 
 	int			 depth;		/* libevent entries active */
@@ -1250,8 +1251,9 @@ smtpc_send(struct smtpc *s, struct smtpc_msg *m)
 	if (s == NULL || s->op != 0 || s->dead || m == NULL ||
 	    m->nrcpts == 0 || m->rcpts == NULL)
 		return -1;
-	if (m->body.fd < 0 && m->body.read == NULL && m->body.buf == NULL &&
-	    m->body.buflen > 0)
+	if ((m->body.fd < 0 && m->body.read == NULL && m->body.buf == NULL &&
+	    m->body.buflen > 0) || (m->body.prefix == NULL &&
+	    m->body.prefixlen > 0))
 		return -1;
 	s->msg = m;
 	s->step = SMTPC_STEP_MAIL;
@@ -1420,7 +1422,13 @@ body_fill(struct smtpc *s)
 
 	while (!s->body_done && evbuffer_get_length(out) < SMTPC_BODY_HIWAT) {
 		want = sizeof(buf);
-		if (b->fd >= 0) {
+		if (s->body_prefoff < b->prefixlen) {
+			n = (ssize_t)(b->prefixlen - s->body_prefoff);
+			if ((size_t)n > want)
+				n = (ssize_t)want;
+			memcpy(buf, b->prefix + s->body_prefoff, (size_t)n);
+			s->body_prefoff += (size_t)n;
+		} else if (b->fd >= 0) {
 			if (s->body_left >= 0 && (off_t)want > s->body_left)
 				want = (size_t)s->body_left;
 			n = want == 0 ? 0 : pread(b->fd, buf, want,
@@ -1487,6 +1495,7 @@ smtpc_body_start(struct smtpc *s)
 	s->body_off = b->offset;
 	s->body_left = b->length;
 	s->body_memoff = 0;
+	s->body_prefoff = 0;
 	s->body_done = 0;
 	s->step = SMTPC_STEP_BODY;
 	smtpc_reply_init(&s->reply);

@@ -227,8 +227,11 @@ struct smtpc_params {
 /* Where the message body (the RFC 5322 text) comes from.  Line ends are
  * normalised to CRLF (LF or a lone CR become CRLF), lines starting with a
  * dot are dot-stuffed, and a final CRLF is added when missing.  Exactly one
- * source: fd >= 0, else read != NULL, else buf. */
+ * source: fd >= 0, else read != NULL, else buf; prefix, when set, goes
+ * before it (header fields added at delivery, e.g. DKIM-Signature). */
 struct smtpc_body {
+	const char	*prefix;	/* not copied; NULL = none */
+	size_t		 prefixlen;
 	int		 fd;		/* read with pread() from offset ... */
 	off_t		 offset;
 	off_t		 length;	/* ... this many bytes, or -1 = to EOF */

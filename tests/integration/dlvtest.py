@@ -305,7 +305,7 @@ class _Conn:
 class AioSink:
     """python3-aiosmtpd as the receiving server: records every message."""
 
-    def __init__(self, host="127.0.0.1", port=None):
+    def __init__(self, host="127.0.0.1", port=None, smtputf8=False):
         from aiosmtpd.controller import Controller
 
         outer = self
@@ -321,7 +321,8 @@ class AioSink:
                 return "250 2.0.0 OK accepted"
 
         self.port = port or free_port()
-        self.controller = Controller(Handler(), hostname=host, port=self.port)
+        self.controller = Controller(Handler(), hostname=host, port=self.port,
+                                     enable_SMTPUTF8=smtputf8)
         self.controller.start()
 
     def stop(self):

@@ -1,7 +1,9 @@
 """DKIM signing (RFC 6376, RFC 8463): messages submitted through the real
-daemon are read back from the spool and verified by dkimpy, the
-independent verifier, against the DNS records that `outpost dkim show`
-prints (served through dkimpy's dnsfunc hook)."""
+daemon are signed when they are delivered; the tests take them as the
+next hop receives them (an aiosmtpd sink, reached through [delivery]
+smarthost) and verify them with dkimpy, the independent verifier, against
+the DNS records that `outpost dkim show` prints (served through dkimpy's
+dnsfunc hook)."""
 import os
 import re
 import signal
@@ -10,10 +12,47 @@ import smtplib
 import dkim
 import pytest
 
-from conftest import (RCPT, USER, PASSWORD, is_asan_build, simple_message,
-                      wait_until)
+from conftest import (RCPT, USER, PASSWORD, free_port, is_asan_build,
+                      merge_overrides, simple_message, wait_until)
 from dkim_corpus import corpus
 from dkimtest import dns_records, dnsfunc_for, signatures, verify_all
+from dlvtest import AioSink
+
+
+def sink_overrides(port):
+    return {"delivery": {"smarthost": "127.0.0.1:%d" % port,
+                         "smarthost_tls": "none", "allow_loopback": "yes",
+                         "retry_interval": "1s", "max_retry_interval": "1s",
+                         "connect_timeout": "3s", "command_timeout": "30s"}}
+
+
+@pytest.fixture
+def outpost_setup(request, make_outpost):
+    """outpost relaying everything to an aiosmtpd sink (o.sink)."""
+    m = request.node.get_closest_marker("outpost_conf")
+    sink = AioSink(smtputf8=True)
+    o = make_outpost(overrides=merge_overrides(m.args[0] if m else {},
+                                               sink_overrides(sink.port)))
+    o.sink = sink
+    yield o
+    sink.stop()
+
+
+def delivered(o, qid, timeout=60.0):
+    """The message with queue id qid as the sink received it."""
+    tag = b" id " + qid.encode()
+    found = []
+
+    def pred():
+        for m in list(o.sink.messages):
+            if tag in m.data.split(b"\r\n\r\n", 1)[0]:
+                found.append(m.data)
+                return True
+        return False
+
+    assert wait_until(pred, timeout=timeout), \
+        "%s never delivered; log tail:\n%s" % (qid, o.log_text()[-3000:])
+    return found[0]
 
 
 def submit_many(o, msgs):
@@ -44,7 +83,7 @@ def test_corpus_double_signature_verifies(outpost_setup):
     msgs = corpus()
     assert len(msgs) >= 30
     for name, orig, qid in submit_many(o, msgs):
-        _env, stored = o.stored(qid)
+        stored = delivered(o, qid)
         sigs = signatures(stored)
         assert [t["a"] for t in sigs] == ["ed25519-sha256", "rsa-sha256"], (name, sigs)
         for t in sigs:
@@ -75,7 +114,7 @@ def test_tampered_message_fails_verification(outpost_setup):
     o = outpost_setup
     recs = dns_records(o)
     qid = o.send_raw(simple_message(subject="original", body=b"the body\r\n"))
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert verify_all(stored, recs) == ["ed25519-sha256", "rsa-sha256"]
     for bad in (stored.replace(b"the body", b"the b0dy"),
                 stored.replace(b"Subject: original", b"Subject: 0riginal"),
@@ -96,7 +135,7 @@ def test_added_message_id_date_and_bcc_removed(outpost_setup):
     msg = (b"From: alice@example.test\r\nTo: bob@example.org\r\n"
            b"Bcc: hidden@example.net\r\nSubject: no id\r\n\r\nbody\r\n")
     qid = o.send_raw(msg, rcpts=(RCPT, "hidden@example.net"))
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     head = stored.split(b"\r\n\r\n", 1)[0]
     assert b"hidden@example.net" not in head
     m = re.search(rb"\r\nMessage-ID: <" + qid.encode() + rb"\.[0-9a-f]{16}@localhost>\r\n", head)
@@ -132,7 +171,7 @@ def test_single_key_after_sighup(outpost_setup, remove, left):
     _remove_keys(o, remove)
     _reload(o)
     qid = o.send_raw(simple_message())
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert [t["a"] for t in signatures(stored)] == [left]
     assert verify_all(stored, recs) == [left]
 
@@ -159,7 +198,7 @@ def test_no_key_unsigned_and_logged(outpost_setup):
     msg = (b"From: alice@other.example\r\nTo: bob@example.org\r\n"
            b"Subject: other domain\r\n\r\nbody\r\n")
     qid = send_as(o, "alice@other.example", msg)
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert signatures(stored) == []
     assert wait_until(lambda: "%s: dkim: no key for other.example" % qid in o.log_text())
 
@@ -182,7 +221,7 @@ def test_foreign_from_rewritten_and_signed(outpost_setup):
     msg = (b"From: ceo@example.test\r\nTo: bob@example.org\r\n"
            b"Subject: not mine\r\n\r\nbody\r\n")
     qid = o.send_raw(msg)
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert b"X-Original-From: ceo@example.test" in stored
     assert verify_all(stored, dns_records(o)) == ["ed25519-sha256", "rsa-sha256"]
 
@@ -204,7 +243,7 @@ def test_keygen_new_domain_and_sighup(outpost_setup):
     msg = (b"From: Alice <alice@second.example>\r\nTo: bob@example.org\r\n"
            b"Subject: second\r\n\r\nbody\r\n")
     qid = send_as(o, "alice@second.example", msg)
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert verify_all(stored, recs) == ["ed25519-sha256", "rsa-sha256"]
     assert all(t["d"] == "second.example" for t in signatures(stored))
 
@@ -227,7 +266,7 @@ def test_bdat_message_signed(outpost_setup):
             r = d.reply()
             assert r.code == 250, r
         qid = r.text.split()[-1]
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert verify_all(stored, recs) == ["ed25519-sha256", "rsa-sha256"]
 
 
@@ -241,7 +280,7 @@ def test_large_body_streamed_and_signed(outpost_setup):
     rss0 = o.rss_kb()
     qid = o.send_raw(msg)
     rss1 = o.rss_kb()
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert len(stored) > len(msg)
     assert stored.endswith(body)
     if not is_asan_build():
@@ -255,7 +294,7 @@ def test_expire_adds_x_tag(outpost_setup):
     o = outpost_setup
     recs = dns_records(o)
     qid = o.send_raw(simple_message())
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     for t in signatures(stored):
         assert int(t["x"]) - int(t["t"]) == 7 * 86400, t
     assert verify_all(stored, recs) == ["ed25519-sha256", "rsa-sha256"]
@@ -275,5 +314,38 @@ def test_broken_key_file_skipped_on_sighup(outpost_setup):
     assert "mail-rsa.rsa.key: not a PEM private key, skipped" in log, log[-2000:]
     assert "notes.txt: not SELECTOR.ed25519.key or SELECTOR.rsa.key, skipped" in log
     qid = o.send_raw(simple_message())
-    _env, stored = o.stored(qid)
+    stored = delivered(o, qid)
     assert verify_all(stored, recs) == ["ed25519-sha256"]
+
+
+def test_signed_at_delivery_not_in_the_spool(make_outpost):
+    """The queued file holds the message unsigned; its envelope (version 2) names the signing domain and the body hash, and the signatures are made when it is delivered."""
+    o = make_outpost()          # delivery fails at DNS: the message stays
+    qid = o.send_raw(simple_message())
+    env, stored = o.stored(qid)
+    assert env.startswith(b"outpost-envelope 2\n"), env
+    assert re.search(rb"\ndkim example\.test [0-9A-F]{64}\n", env), env
+    assert signatures(stored) == []
+    assert b"DKIM-Signature" not in stored
+
+
+def test_key_removed_while_queued_sent_unsigned(make_outpost):
+    """Keys are looked up at delivery: a message queued while the next hop was down, whose domain lost its keys (SIGHUP) meanwhile, goes out unsigned with a log line saying why."""
+    port = free_port()
+    o = make_outpost(overrides=sink_overrides(port))
+    qid = o.send_raw(simple_message())
+    assert wait_until(lambda: "%s: to=<" % qid in o.log_text() and
+                      "status=deferred" in o.log_text(), timeout=20), \
+        o.log_text()[-3000:]
+    _remove_keys(o, "rsa")
+    _remove_keys(o, "ed25519")
+    _reload(o)
+    sink = AioSink(port=port)
+    try:
+        o.sink = sink
+        stored = delivered(o, qid)
+    finally:
+        sink.stop()
+    assert signatures(stored) == []
+    assert "%s: dkim: not signed: no key for example.test any more" % qid \
+        in o.log_text()
