@@ -118,11 +118,15 @@ static void
 sign_one(struct dkimpool *p, struct dkimpool_req *r)
 {
 	const struct dkim_key *keys[DKIMPOOL_KEYS_MAX];
-	struct dkim_keyset *ks = dkim_store_get(p->store);
+	struct dkim_keyset *ks;
 	char *hdr = NULL, what[DKIMPOOL_KEYS_MAX * 100] = "";
 	size_t hlen = 0, n, i;
 	int fd;
 
+	/* the generation first: a reload in between only means that the
+	 * scheduler signs once more */
+	r->gen = dkim_store_generation(p->store);
+	ks = dkim_store_get(p->store);
 	n = ks != NULL ? dkim_keyset_find(ks, r->domain, keys,
 	    DKIMPOOL_KEYS_MAX) : 0;
 	if (n == 0) {

@@ -4,12 +4,12 @@
  * outpost signs at delivery time (as Exim does), not before the "250":
  * the submission side only decides whether a message is signed and with
  * which domain, and keeps the body hash it computed while the body went
- * by (both in the envelope).  Before a delivery attempt the scheduler
- * asks this pool for the DKIM-Signature fields; a worker reads the
- * message's header section from the spool file, signs it with the
- * domain's current keys (t= is the signing time, so a message retried
- * days later is not sent with an expired signature) and hands the fields
- * back on the scheduler's loop.  RSA-2048 costs ~0.25 ms of CPU: off the
+ * by (both in the envelope).  Before a message's first delivery attempt
+ * the scheduler asks this pool for the DKIM-Signature fields; a worker
+ * reads the message's header section from the spool file, signs it with
+ * the domain's current keys and hands the fields back on the scheduler's
+ * loop.  Retries reuse them unless the keys were reloaded since or the
+ * signature is old (half of [dkim] expire, or a day).  RSA-2048 costs ~0.25 ms of CPU: off the
  * submission path it no longer delays any client's reply, and across
  * threads it does not cap the delivery rate at one core.
  *
@@ -56,6 +56,7 @@ struct dkimpool_req {
 	int		 err;
 	char		*sig;
 	size_t		 siglen;
+	unsigned long	 gen;		/* dkim_store_generation() used */
 	char		 text[400];
 	struct dkimpool_req *next;
 };

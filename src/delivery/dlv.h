@@ -43,11 +43,13 @@ struct dlv_msg {
 	unsigned char	*hop_dsn;	/* per rcpt: next hop took NOTIFY */
 	char		*logq;		/* result lines waiting for the state mark */
 	size_t		 logqlen;
-	/* DKIM (env.dkim_domain set): signed before each attempt by the
-	 * dkimpool; the fields go on top of the message when it is sent */
+	/* DKIM (env.dkim_domain set): signed by the dkimpool before the
+	 * first attempt, again when the keys were reloaded or the signature
+	 * got old; the fields go on top of the message when it is sent */
 	struct dkimpool_req *signreq;	/* signing now (req->arg is m) */
-	int		 sign_done;	/* this attempt's signing is over */
+	int		 sign_done;	/* dkim_sig (or NULL: unsigned) holds */
 	time_t		 sign_time;
+	unsigned long	 sign_gen;	/* key store generation used */
 	char		*dkim_sig;	/* NULL: sent unsigned */
 	size_t		 dkim_siglen;
 };

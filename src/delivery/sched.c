@@ -445,9 +445,9 @@ dlv_job_done(struct dlv_sched *s, struct dlv_job *j)
 
 /* ---- DKIM signing before an attempt (dkimpool.h) ---- */
 
-/* A signature older than this is made again before an attempt (a held
- * message released days later must not go out with an old t=/x=). */
-#define DLV_SIG_MAX_AGE	60
+/* Without [dkim] expire, a signature older than this is made again
+ * before an attempt; with it, one older than half of it. */
+#define DLV_SIG_MAX_AGE	86400
 
 struct sign_ctx {
 	struct dkimpool_req r;		/* first: the pool hands back &r */
@@ -469,9 +469,16 @@ msg_needs_signing(struct dlv_sched *s, struct dlv_msg *m)
 {
 	size_t i;
 
+	long expire = __atomic_load_n(&s->cfg->dkim_expire, __ATOMIC_RELAXED);
+
 	if (m->env.dkim_domain == NULL || s->signer == NULL)
 		return 0;
-	if (m->sign_done && time(NULL) - m->sign_time <= DLV_SIG_MAX_AGE)
+	/* retries reuse the signature (or the decision to send unsigned)
+	 * while the keys are the same and it is not getting old */
+	if (m->sign_done && m->sign_gen ==
+	    dkim_store_generation(s->hooks.dkim) &&
+	    time(NULL) - m->sign_time <= (expire > 0 ? expire / 2 :
+	    DLV_SIG_MAX_AGE))
 		return 0;
 	for (i = 0; i < m->env.nrcpts; i++)
 		if (m->st.rcpts[i].status != QS_SENT &&
@@ -521,9 +528,10 @@ msg_signed(struct dkimpool_req *r)
 		return;
 	}
 	free(r->sig);
-	free(c);
 	m->sign_done = 1;
 	m->sign_time = time(NULL);
+	m->sign_gen = r->gen;
+	free(c);
 	msg_activate(s, m);
 }
 
@@ -546,6 +554,7 @@ msg_sign(struct dlv_sched *s, struct dlv_msg *m)
 		    "sent unsigned", m->qid);
 		m->sign_done = 1;
 		m->sign_time = time(NULL);
+		m->sign_gen = dkim_store_generation(s->hooks.dkim);
 		msg_activate(s, m);
 		return;
 	}
@@ -827,8 +836,6 @@ msg_attempt_done(struct dlv_sched *s, struct dlv_msg *m)
 	time_t now = time(NULL), next;
 	int nfail = 0, nsucc = 0, ndelay = 0, expired;
 
-	/* the next attempt signs again (fresh t= and x=) */
-	msg_sig_drop(m);
 	if (m->deleted) {
 		if (msg_file_remove(s, m) < 0 && errno != ENOENT)
 			log_err("%s: cannot remove: %s", m->qid, strerror(errno));

@@ -334,6 +334,7 @@ dkim_keyset_find(const struct dkim_keyset *ks, const char *domain,
 struct dkim_store {
 	pthread_mutex_t	 mu;
 	struct dkim_keyset *cur;
+	unsigned long	 gen;		/* sets installed so far */
 };
 
 struct dkim_store *
@@ -368,8 +369,20 @@ dkim_store_set(struct dkim_store *st, struct dkim_keyset *ks)
 	pthread_mutex_lock(&st->mu);
 	old = st->cur;
 	st->cur = ks;
+	st->gen++;
 	pthread_mutex_unlock(&st->mu);
 	dkim_keyset_release(old);
+}
+
+unsigned long
+dkim_store_generation(struct dkim_store *st)
+{
+	unsigned long g;
+
+	pthread_mutex_lock(&st->mu);
+	g = st->gen;
+	pthread_mutex_unlock(&st->mu);
+	return g;
 }
 
 struct dkim_keyset *

@@ -79,6 +79,9 @@ void	dkim_store_free(struct dkim_store *st);
 void	dkim_store_set(struct dkim_store *st, struct dkim_keyset *ks);
 /* The current set with a reference taken (release it), or NULL. */
 struct dkim_keyset *dkim_store_get(struct dkim_store *st);
+/* Changes with every dkim_store_set() (a reload): what was signed with
+ * an older generation may have used keys that are gone. */
+unsigned long dkim_store_generation(struct dkim_store *st);
 
 /*
  * Header fields signed when present, in this order; "from" is signed
