@@ -43,7 +43,9 @@ env_eq(const struct envelope *a, const struct envelope *b)
 	    !str_eq(a->client_addr, b->client_addr) ||
 	    !str_eq(a->helo, b->helo) || !str_eq(a->envid, b->envid) ||
 	    a->ret != b->ret || a->body != b->body ||
-	    a->smtputf8 != b->smtputf8 || a->nrcpts != b->nrcpts)
+	    a->smtputf8 != b->smtputf8 || a->nrcpts != b->nrcpts ||
+	    !str_eq(a->dkim_domain, b->dkim_domain) ||
+	    memcmp(a->dkim_bh, b->dkim_bh, sizeof(a->dkim_bh)) != 0)
 		return 0;
 	for (i = 0; i < a->nrcpts; i++)
 		if (!str_eq(a->rcpts[i].addr, b->rcpts[i].addr) ||
