@@ -409,6 +409,8 @@ queue_show(const char *spool, const char *arg)
 	if ((unsigned)env.body < sizeof(bodies) / sizeof(bodies[0]))
 		printf("%-11s%s\n", "body:", bodies[env.body]);
 	printf("%-11s%s\n", "smtputf8:", env.smtputf8 ? "yes" : "no");
+	/* signed when delivered, for this domain */
+	queue_field("dkim:", env.dkim_domain);
 	queue_field("envid:", env.envid);
 	if (env.ret != ENV_RET_UNSET)
 		printf("%-11s%s\n", "ret:",

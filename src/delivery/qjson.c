@@ -97,6 +97,7 @@ dlv_msg_json(const struct envelope *env, const struct qstate *st, int active,
 		    ENV_BODY_7BIT ? "7bit" : env->body == ENV_BODY_8BITMIME ?
 		    "8bitmime" : "binarymime"));
 		json_object_set_new(o, "smtputf8", json_boolean(env->smtputf8));
+		json_object_set_new(o, "dkim", jstr(env->dkim_domain));
 		json_object_set_new(o, "warned", json_boolean(st->warned));
 		for (i = 0; h != NULL && i < st->nhist; i++) {
 			const struct qstate_hist *e = &st->hist[i];

@@ -327,6 +327,9 @@ def test_signed_at_delivery_not_in_the_spool(make_outpost):
     assert re.search(rb"\ndkim example\.test [0-9A-F]{64}\n", env), env
     assert signatures(stored) == []
     assert b"DKIM-Signature" not in stored
+    r = o.cli("queue", "show", qid)
+    assert r.returncode == 0, r.stderr
+    assert re.search(rb"^dkim: +example\.test$", r.stdout, re.M), r.stdout
 
 
 def test_key_removed_while_queued_sent_unsigned(make_outpost):
