@@ -467,9 +467,8 @@ msg_sig_drop(struct dlv_msg *m)
 static int
 msg_needs_signing(struct dlv_sched *s, struct dlv_msg *m)
 {
-	size_t i;
-
 	long expire = __atomic_load_n(&s->cfg->dkim_expire, __ATOMIC_RELAXED);
+	size_t i;
 
 	if (m->env.dkim_domain == NULL || s->signer == NULL)
 		return 0;

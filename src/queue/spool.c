@@ -458,10 +458,8 @@ spool_msg_set_envelope(struct spool_msg *m, const struct envelope *env)
 	char *t = NULL;
 	size_t tl = 0;
 
-	if (m->err) {
-		errno = m->err;
-		return -1;
-	}
+	if (m->err)
+		return 0;	/* the commit reports the sticky error */
 	if (strcmp(env->qid, m->qid) != 0) {
 		errno = EINVAL;
 		return -1;

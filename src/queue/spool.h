@@ -157,7 +157,9 @@ int	spool_msg_set_header(struct spool_msg *m, const void *buf, size_t len);
  * Replaces the envelope written by spool_msg_begin() (same queue id) with
  * env's, for what is only known at the end of data (the DKIM signing
  * domain and body hash).  Call before spool_msg_commit().  Returns 0, or
- * -1 with errno (EINVAL, ENOMEM; the message itself is unharmed).
+ * -1 with errno (EINVAL, ENOMEM; the message itself is unharmed).  On a
+ * message whose writing already failed it does nothing and returns 0:
+ * the commit reports that error.
  */
 int	spool_msg_set_envelope(struct spool_msg *m, const struct envelope *env);
 

@@ -294,7 +294,7 @@ session_data_end(struct smtp_session *s)
 			    tx->env.qid, strerror(errno));
 			spool_msg_abort(m);
 			session_reply(s, 451, "4.3.0",
-			    "Out of memory, try again later");
+			    "Could not store the message, try again later");
 			session_tx_free(s);
 			return;
 		}
