@@ -221,7 +221,7 @@ def test_fsync_before_250(make_outpost):
 # --------------------------------------------------------------------------
 # Fault injection seam
 
-def try_send(o):
+def try_send(o, lines=300):
     """Returns the reply that decided the transaction (DATA's or the dot's)."""
     d = o.session()
     try:
@@ -235,7 +235,7 @@ def try_send(o):
         r = d.reply()
         if r.code != 354:
             return r
-        d.send(simple_message("fault", (b"y" * 76 + b"\r\n") * 300) + b".\r\n")
+        d.send(simple_message("fault", (b"y" * 76 + b"\r\n") * lines) + b".\r\n")
         r = d.reply(timeout=20)
         d.cmd("NOOP")
         d.expect(250, "2.0.0")
@@ -261,6 +261,20 @@ def test_spool_faults(make_outpost, fault, code, enh):
     assert wait_until(lambda: o.tmp_files() == [], 10), o.tmp_files()
     assert o.alive()
     assert o.noop_works("implicit")
+
+
+@pytest.mark.parametrize("fault,code,enh", [
+    ("write:ENOSPC", 452, "4.3.1"),
+    ("write:EIO", 451, "4.3.0"),
+])
+def test_spool_faults_large_signed_message(make_outpost, fault, code, enh):
+    """A DKIM-signed message large enough to reach the disk during DATA (230 KiB) keeps the disk's reply when the write fails: 452 4.3.1 for a full disk, 451 4.3.0 for EIO; nothing queued."""
+    o = make_outpost(env={"OUTPOST_SPOOL_FAULTS": fault})
+    r = try_send(o, lines=3000)
+    assert r.code == code and r.enhanced == enh, "%s: %r" % (fault, r)
+    assert o.queue_files() == [], o.queue_files()
+    assert wait_until(lambda: o.tmp_files() == [], 10), o.tmp_files()
+    assert o.noop_works()
 
 
 def test_enospc_after_some_writes(make_outpost):
