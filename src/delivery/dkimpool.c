@@ -130,7 +130,7 @@ sign_one(struct dkimpool *p, struct dkimpool_req *r)
 	n = ks != NULL ? dkim_keyset_find(ks, r->domain, keys,
 	    DKIMPOOL_KEYS_MAX) : 0;
 	if (n == 0) {
-		r->err = ENOENT;
+		r->err = ENOKEY;
 		snprintf(r->text, sizeof(r->text), "no key for %s any more "
 		    "(removed since the message arrived)", r->domain);
 		goto out;

@@ -50,7 +50,7 @@ struct dkimpool_req {
 	void		(*cb)(struct dkimpool_req *r);	/* owns r then */
 	void		*arg;
 	/* out: err 0 and the fields in sig (malloc'd; the callback takes
-	 * or frees it); ENOENT: the domain has no key any more (send it
+	 * or frees it); ENOKEY: the domain has no key any more (send it
 	 * unsigned); EBADMSG: the stored header does not parse; EIO,
 	 * ENOMEM...: try again later.  text says why in plain words. */
 	int		 err;

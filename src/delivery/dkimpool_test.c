@@ -2,7 +2,7 @@
  * dkimpool_test — signing at delivery: the stored header section is
  * found (with a body, without one, the empty line straddling reads, too
  * large, a file cut short), and the pool answers every request on the
- * given loop: a signature for a domain with a key, ENOENT for one without,
+ * given loop: a signature for a domain with a key, ENOKEY for one without,
  * an error for a missing file, ECANCELED for what is queued at free.
  */
 #include <stdarg.h>
@@ -200,7 +200,7 @@ test_pool(void **state)
 	assert_non_null(strstr(a[0].sig, "d=example.test;"));
 	assert_non_null(strstr(a[0].sig, "x="));
 	free(a[0].sig);
-	assert_int_equal(a[1].err, ENOENT);
+	assert_int_equal(a[1].err, ENOKEY);
 	assert_null(a[1].sig);
 	assert_non_null(strstr(a[1].text, "no key for other.test"));
 	assert_int_equal(a[2].err, ENOENT);	/* the file's errno */

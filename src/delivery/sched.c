@@ -510,7 +510,7 @@ msg_signed(struct dkimpool_req *r)
 		m->dkim_siglen = r->siglen;
 		r->sig = NULL;
 		break;
-	case ENOENT:
+	case ENOKEY:
 	case EBADMSG:
 		/* it cannot get better by waiting: the mail still goes */
 		log_warn("%s: dkim: not signed: %s; sent unsigned", m->qid,
