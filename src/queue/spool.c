@@ -11,17 +11,21 @@
  * Write path: spool_msg_begin() formats the envelope into the message
  * buffer; spool_msg_write() buffers and writes only full 64 KiB chunks,
  * creating the file at the first one.  A message that fits in the buffer
- * never touches the disk on the event loop: a sync thread opens, writes,
- * fdatasyncs and closes it, so a typical message costs open + one write
- * + fdatasync + close, then rename.  spool_msg_commit() queues the
- * message; one of several sync threads takes it (their fdatasyncs
- * overlap, and the device merges the flushes) and puts it on the synced
- * list; whichever sync thread is free to commit takes everything
- * synced at once (group commit): rename each into queue/, ONE fsync of
- * queue/ for all of them, and only then the callbacks, handed to each
- * session's event loop (one loopcall per event loop per batch).  The two stages overlap:
- * while the committing thread waits for a directory fsync, the others
- * go on with the next messages.  OUTPOST_SPOOL_SYNC_THREADS (1..16)
+ * never touches the disk on the event loop: a sync thread opens, writes
+ * and closes it (and fdatasyncs it first in FILE mode, see enum
+ * spool_flush), then rename.  spool_msg_commit() queues the message; one
+ * of several sync threads takes it and puts it on the synced list;
+ * whichever sync thread is free to commit takes everything synced at
+ * once (group commit): rename each into queue/, ONE flush for all of
+ * them (syncfs of the file system, or an fsync of queue/ when every file
+ * of the batch was fdatasync'd), and only then the callbacks, handed to
+ * each session's event loop (one loopcall per event loop per batch).
+ * syncfs instead of one fdatasync per file: measured here, 4.5 KiB
+ * messages cost 0.25 ms per batch of 1 against 0.65 ms, 0.67 ms per
+ * batch of 16 against 3.5 ms, and the sync threads block once per batch
+ * instead of once per message.  The two stages overlap: while the
+ * committing thread waits for its flush, the others go on with the next
+ * messages.  OUTPOST_SPOOL_SYNC_THREADS (1..16)
  * overrides the number of sync threads for tuning.
  *
  * Recycling (spool_retire): the file of a message that is done is
@@ -57,6 +61,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +121,7 @@ struct spool_msg {
 	void		(*hfree)(void *);
 	void		*harg;
 	int		 alt;		/* the file is now tmp/QID.h */
+	int		 datasynced;	/* fdatasync'd by its sync thread */
 	struct event_base *base;
 	spool_commit_cb	 cb;
 	void		*arg;
@@ -127,6 +133,11 @@ struct spool {
 	int		 queuefd;	/* queue/, fsync'd once per batch */
 	const struct spool_fsops *fs;
 	uint64_t	 min_free;
+	enum spool_flush flush;		/* AUTO, FILE or FILESYSTEM */
+	/* AUTO: the last look at /proc/meminfo (any sync thread) */
+	_Atomic int64_t	 dirty_at_ms;	/* CLOCK_MONOTONIC ms, 0 = never */
+	_Atomic int	 dirty_high;	/* too much unwritten data: FILE */
+	int		 meminfo_warned;
 
 	/* mu guards the incoming queue (head), the synced list and the
 	 * flags.  Sync threads take messages from head one at a time and
@@ -201,6 +212,7 @@ const struct spool_fsops spool_fsops_default = {
 	.rename = fs_rename,
 	.close = close,
 	.unlink = unlink,
+	.syncfs = syncfs,
 };
 
 static int
@@ -692,7 +704,80 @@ msg_header(struct spool_msg *m)
 	free(h);
 }
 
-/* flush + fdatasync + close of one message (any sync thread). */
+/*
+ * Dirty + Writeback of /proc/meminfo in bytes, or -1 when it cannot be
+ * read.  Read with plain read(2) into a stack buffer: this runs on the
+ * sync threads, between messages.
+ */
+static long long
+meminfo_unwritten(void)
+{
+	char buf[4096], *p;
+	long long total = 0, v;
+	ssize_t n;
+	size_t len = 0;
+	int fd, found = 0;
+
+	if ((fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	while (len < sizeof(buf) - 1 &&
+	    (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	close(fd);
+	buf[len] = '\0';
+	for (p = buf; p != NULL && *p != '\0'; p = strchr(p, '\n'),
+	    p = p ? p + 1 : NULL) {
+		if (strncmp(p, "Dirty:", 6) == 0)
+			p += 6;
+		else if (strncmp(p, "Writeback:", 10) == 0)
+			p += 10;
+		else
+			continue;
+		v = strtoll(p, NULL, 10);	/* "   1234 kB" */
+		if (v < 0)
+			return -1;
+		total += v * 1024;
+		found++;
+	}
+	return found == 2 ? total : -1;
+}
+
+/*
+ * 1 when this message is left to the batch's syncfs(), 0 when its sync
+ * thread fdatasyncs it (see enum spool_flush).  Under AUTO, one sync
+ * thread at a time looks at /proc/meminfo again once 100 ms have passed;
+ * the others use the last answer.
+ */
+static int
+spool_flush_whole_fs(struct spool *sp)
+{
+	struct timespec ts;
+	int64_t now, at;
+	long long unwritten;
+
+	if (sp->flush != SPOOL_FLUSH_AUTO)
+		return sp->flush == SPOOL_FLUSH_FILESYSTEM;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	at = atomic_load(&sp->dirty_at_ms);
+	if (at == 0 || now - at >= 100) {
+		if (atomic_compare_exchange_strong(&sp->dirty_at_ms, &at,
+		    now == 0 ? 1 : now)) {
+			unwritten = meminfo_unwritten();
+			if (unwritten < 0 && !sp->meminfo_warned++)
+				log_warn("spool: cannot read Dirty/Writeback "
+				    "from /proc/meminfo; flushing every "
+				    "message file on its own");
+			atomic_store(&sp->dirty_high, unwritten < 0 ||
+			    (unsigned long long)unwritten >
+			    SPOOL_AUTO_DIRTY_MAX);
+		}
+	}
+	return !atomic_load(&sp->dirty_high);
+}
+
+/* write-out (+ fdatasync unless left to syncfs) + close of one message
+ * (any sync thread). */
 static void
 msg_sync(struct spool_msg *m)
 {
@@ -708,8 +793,12 @@ msg_sync(struct spool_msg *m)
 	    (uint64_t)m->oldsize > m->written &&
 	    ftruncate(m->fd, (off_t)m->written) < 0)
 		m->err = errno ? errno : EIO;
-	if (!m->err && fs->fdatasync(m->fd) < 0)
-		m->err = errno ? errno : EIO;
+	if (!m->err && !spool_flush_whole_fs(m->sp)) {
+		if (fs->fdatasync(m->fd) < 0)
+			m->err = errno ? errno : EIO;
+		else
+			m->datasynced = 1;
+	}
 	if (m->fd >= 0 && fs->close(m->fd) < 0 && !m->err)
 		m->err = errno ? errno : EIO;
 	m->fd = -1;
@@ -896,7 +985,7 @@ batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 {
 	char from[PATH_MAX], to[PATH_MAX];
 	size_t i, nrenamed = 0, pooled;
-	int e;
+	int e, whole_fs = 0, r = 0;
 
 	for (i = 0; i < n; i++) {
 		struct spool_msg *m = v[i];
@@ -917,14 +1006,21 @@ batch_commit(struct spool *sp, struct spool_msg **v, size_t n)
 		}
 		m->renamed = 1;
 		nrenamed++;
+		whole_fs |= !m->datasynced;
 	}
 	/* Files retired into free/ before this fsync leave queue/ durably
 	 * with it; only then may they be overwritten. */
 	pooled = pool_pending(sp);
-	if (nrenamed > 0 && sp->fs->fsync(sp->queuefd) < 0) {
+	/* one flush for the batch: queue/ alone when every file was
+	 * fdatasync'd, else the whole file system (files and renames) */
+	if (nrenamed > 0)
+		r = whole_fs ? sp->fs->syncfs(sp->queuefd) :
+		    sp->fs->fsync(sp->queuefd);
+	if (r < 0) {
 		e = errno ? errno : EIO;
-		log_err("spool: fsync of %s/queue failed: %s; failing %zu "
-		    "messages", sp->dir, strerror(e), nrenamed);
+		log_err("spool: %s of %s/queue failed: %s; failing %zu "
+		    "messages", whole_fs ? "syncfs" : "fsync", sp->dir,
+		    strerror(e), nrenamed);
 		for (i = 0; i < n; i++) {
 			if (!v[i]->renamed)
 				continue;
@@ -1254,6 +1350,7 @@ spool_open(struct spool **out, const char *dir,
 	sp->syncedtailp = &sp->synced;
 	sp->min_free = opts ? opts->min_free_space : 0;
 	sp->fs = opts && opts->fsops ? opts->fsops : &spool_fsops_default;
+	sp->flush = opts ? opts->flush : SPOOL_FLUSH_AUTO;
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->wcv, NULL);
 	pthread_mutex_init(&sp->pmu, NULL);
@@ -1265,6 +1362,8 @@ spool_open(struct spool **out, const char *dir,
 		if (faults != NULL)
 			sp->fs = faults;
 	}
+	if (sp->fs->syncfs == NULL)
+		sp->flush = SPOOL_FLUSH_FILE;
 	if (mkdir_p(dir, err, errlen) < 0)
 		goto fail;
 	if (chmod(dir, 0700) < 0 && errno != EPERM)

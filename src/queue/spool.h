@@ -3,7 +3,7 @@
  *
  * Contract: spool_msg_commit() calls back with 0 only once the message,
  * its envelope and its directory entry are on stable storage (file
- * fsync'd, renamed into place, directory fsync'd).  "250" after DATA is
+ * written, renamed into place, then flushed: see enum spool_flush).  "250" after DATA is
  * sent from that callback and from nowhere else.
  *
  * One file per message: a small, versioned, human-readable envelope header
@@ -12,11 +12,11 @@
  * SPOOL/queue/ when it is durable; anything left in tmp/ at start-up was
  * never acknowledged and is removed by recovery.
  *
- * Group commit: sync threads write and fdatasync each message whose
- * session has finished its DATA; one of them at a time renames every
- * message synced so far into queue/, fsyncs queue/ once for the whole
- * batch and only then answers each session, on that session's own event
- * loop.
+ * Group commit: sync threads write (and in FILE mode fdatasync) each
+ * message whose session has finished its DATA; one of them at a time
+ * renames every message written so far into queue/, makes the whole batch
+ * durable with one flush (fsync of queue/, or syncfs) and only then
+ * answers each session, on that session's own event loop.
  *
  * Faults: every file-system call goes through struct spool_fsops so that
  * tests can inject ENOSPC/EIO on any write or fsync.  A failed message is
@@ -89,13 +89,34 @@ struct spool_fsops {
 	int	(*rename)(const char *from, const char *to);
 	int	(*close)(int fd);
 	int	(*unlink)(const char *path);
+	/* NULL: the spool flushes every file itself (SPOOL_FLUSH_FILE) */
+	int	(*syncfs)(int fd);
 };
 /* The real calls. */
 extern const struct spool_fsops spool_fsops_default;
 
+/*
+ * How a commit makes its batch durable.  FILE: fdatasync of every message
+ * file, then one fsync of queue/ for the batch (two device flushes at
+ * least, one per message).  FILESYSTEM: the files are only written, then
+ * one syncfs() of the spool's file system covers every file and rename of
+ * the batch (one flush for all of it), but also whatever else is waiting
+ * to be written on that file system.  AUTO (the default): FILESYSTEM
+ * while the kernel holds little unwritten data (SPOOL_AUTO_DIRTY_MAX of
+ * Dirty + Writeback in /proc/meminfo, checked every 100 ms), FILE
+ * otherwise, so that another program's large writes never delay a 250.
+ */
+enum spool_flush {
+	SPOOL_FLUSH_AUTO = 0,
+	SPOOL_FLUSH_FILE,
+	SPOOL_FLUSH_FILESYSTEM
+};
+#define SPOOL_AUTO_DIRTY_MAX	(8ULL << 20)
+
 struct spool_opts {
 	uint64_t min_free_space;	/* bytes; 0 = no check */
 	const struct spool_fsops *fsops; /* NULL = spool_fsops_default */
+	enum spool_flush flush;		/* FILE when fsops has no syncfs */
 };
 
 struct spool;

@@ -3,8 +3,8 @@
  *
  * OUTPOST_SPOOL_FAULTS (read by spool_open() when no fsops are given) is
  * a comma-separated list of OP:ERRNO[:AFTER] entries: OP is one of open,
- * write, fdatasync, fsync, rename, close, unlink; ERRNO a name such as
- * EIO or ENOSPC; AFTER (default 0) how many calls of OP succeed before
+ * write, fdatasync, fsync, rename, close, unlink, syncfs; ERRNO a name
+ * such as EIO or ENOSPC; AFTER (default 0) how many calls of OP succeed before
  * every later call fails.  Example: "write:ENOSPC:3,fsync:EIO".  The
  * parser is strict: an unknown op or errno, a duplicate op, or any stray
  * character fails spool_open() with a message, so a typo in a test never
@@ -27,10 +27,11 @@ int	spool_faults_from_env(const struct spool_fsops **out, char *err,
 	    size_t errlen);
 
 enum { F_OPEN, F_WRITE, F_FDATASYNC, F_FSYNC, F_RENAME, F_CLOSE, F_UNLINK,
-	F_NOPS };
+	F_SYNCFS, F_NOPS };
 
 static const char *const fault_ops[F_NOPS] = {
 	"open", "write", "fdatasync", "fsync", "rename", "close", "unlink",
+	"syncfs",
 };
 
 static const struct {
@@ -121,6 +122,12 @@ ft_unlink(const char *path)
 	return fault_hit(F_UNLINK) ? -1 : spool_fsops_default.unlink(path);
 }
 
+static int
+ft_syncfs(int fd)
+{
+	return fault_hit(F_SYNCFS) ? -1 : spool_fsops_default.syncfs(fd);
+}
+
 static const struct spool_fsops fault_fsops = {
 	.open = ft_open,
 	.write = ft_write,
@@ -129,6 +136,7 @@ static const struct spool_fsops fault_fsops = {
 	.rename = ft_rename,
 	.close = ft_close,
 	.unlink = ft_unlink,
+	.syncfs = ft_syncfs,
 };
 
 static int

@@ -404,7 +404,8 @@ static struct {
 	pthread_mutex_t mu;
 } tf = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-enum { OP_OPEN = 1, OP_WRITE, OP_FDATASYNC, OP_FSYNC, OP_RENAME, OP_CLOSE };
+enum { OP_OPEN = 1, OP_WRITE, OP_FDATASYNC, OP_FSYNC, OP_RENAME, OP_CLOSE,
+	OP_SYNCFS };
 
 static int
 tf_hit(int op)
@@ -460,8 +461,21 @@ tf_close(int fd)
 	return hit ? -1 : 0;
 }
 
+static int
+tf_syncfs(int fd)
+{
+	return tf_hit(OP_SYNCFS) ? -1 : syncfs(fd);
+}
+
+/* without syncfs: the spool flushes each file (SPOOL_FLUSH_FILE) */
 static const struct spool_fsops tf_ops = {
 	tf_open, tf_write, tf_fdatasync, tf_fsync, tf_rename, tf_close, unlink,
+	NULL,
+};
+
+static const struct spool_fsops tf_fs_ops = {
+	tf_open, tf_write, tf_fdatasync, tf_fsync, tf_rename, tf_close, unlink,
+	tf_syncfs,
 };
 
 static void
@@ -471,19 +485,26 @@ test_faults_table(void **state)
 		int	 op, err;
 		size_t	 size;
 		int	 write_fails;	/* spool_msg_write itself reports it */
+		enum spool_flush flush;
 	} cases[] = {
-		{ OP_WRITE, ENOSPC, 4096, 0 },		/* at commit flush */
-		{ OP_WRITE, ENOSPC, 300000, 1 },	/* at a chunk flush */
-		{ OP_FDATASYNC, EIO, 4096, 0 },
-		{ OP_FSYNC, EIO, 4096, 0 },		/* directory fsync */
-		{ OP_RENAME, EIO, 4096, 0 },
-		{ OP_CLOSE, EIO, 4096, 0 },
+		{ OP_WRITE, ENOSPC, 4096, 0, SPOOL_FLUSH_FILE }, /* commit flush */
+		{ OP_WRITE, ENOSPC, 300000, 1, SPOOL_FLUSH_FILE }, /* a chunk */
+		{ OP_FDATASYNC, EIO, 4096, 0, SPOOL_FLUSH_FILE },
+		{ OP_FSYNC, EIO, 4096, 0, SPOOL_FLUSH_FILE }, /* directory */
+		{ OP_RENAME, EIO, 4096, 0, SPOOL_FLUSH_FILE },
+		{ OP_CLOSE, EIO, 4096, 0, SPOOL_FLUSH_FILE },
+		{ OP_WRITE, ENOSPC, 4096, 0, SPOOL_FLUSH_FILESYSTEM },
+		{ OP_WRITE, ENOSPC, 300000, 1, SPOOL_FLUSH_FILESYSTEM },
+		{ OP_SYNCFS, EIO, 4096, 0, SPOOL_FLUSH_FILESYSTEM },
+		{ OP_SYNCFS, EIO, 300000, 0, SPOOL_FLUSH_FILESYSTEM },
+		{ OP_RENAME, EIO, 4096, 0, SPOOL_FLUSH_FILESYSTEM },
+		{ OP_CLOSE, EIO, 4096, 0, SPOOL_FLUSH_FILESYSTEM },
 	};
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct spool_opts opts = { 0, &tf_ops };
+		struct spool_opts opts = { 0, &tf_fs_ops, cases[i].flush };
 		struct event_base *base = new_base();
 		struct result res[3];
 		struct spool *sp;
@@ -532,7 +553,7 @@ test_faults_table(void **state)
 static void
 test_fault_one_of_batch(void **state)
 {
-	struct spool_opts opts = { 0, &tf_ops };
+	struct spool_opts opts = { 0, &tf_ops, SPOOL_FLUSH_FILE };
 	struct event_base *base = new_base();
 	struct result res[10];
 	struct spool *sp;
@@ -581,7 +602,7 @@ test_fault_one_of_batch(void **state)
 static void
 test_fault_open(void **state)
 {
-	struct spool_opts opts = { 0, &tf_ops };
+	struct spool_opts opts = { 0, &tf_ops, SPOOL_FLUSH_FILE };
 	struct event_base *base = new_base();
 	struct result r;
 	struct spool *sp;
@@ -693,8 +714,21 @@ rec_rename(const char *a, const char *b)
 	return rename(a, b);
 }
 
+static int
+rec_syncfs(int fd)
+{
+	rec_add("syncfs %s%s", "", "");
+	return syncfs(fd);
+}
+
 static const struct spool_fsops rec_ops = {
 	rec_open, write, rec_fdatasync, rec_fsync, rec_rename, close, unlink,
+	NULL,
+};
+
+static const struct spool_fsops rec_fs_ops = {
+	rec_open, write, rec_fdatasync, rec_fsync, rec_rename, close, unlink,
+	rec_syncfs,
 };
 
 static void
@@ -716,17 +750,24 @@ rec_find(const char *prefix, const char *qid, int from)
 	return -1;
 }
 
+/*
+ * Commits 8 messages and checks, for each, that the 250's callback comes
+ * only after one of the two durable paths: fdatasync of its file before
+ * its rename and an fsync of queue/ after it (FILE), or its rename and
+ * then a syncfs (FILESYSTEM).  want: the path every message must take,
+ * or SPOOL_FLUSH_AUTO for either.
+ */
 static void
-test_order(void **state)
+check_order(const struct spool_fsops *ops, enum spool_flush flush,
+    enum spool_flush want)
 {
-	struct spool_opts opts = { 0, &rec_ops };
+	struct spool_opts opts = { 0, ops, flush };
 	struct event_base *base = new_base();
 	struct result res[8];
 	char err[256], qids[8][SPOOL_QID_SIZE], body[3000];
 	struct spool *sp;
-	int pending = 8, k;
+	int pending = 8, k, i, nflush = 0;
 
-	(void)state;
 	memset(body, 'o', sizeof(body));
 	memset(res, 0, sizeof(res));
 	rec.n = 0;
@@ -741,31 +782,59 @@ test_order(void **state)
 	spool_close(sp);
 	for (k = 0; k < 8; k++) {
 		int o, s, r, f, c;
-		char want[PATH_MAX + 64];
+		char want_rename[PATH_MAX + 64];
 
 		assert_int_equal(res[k].result, 0);
 		o = rec_find("open ", qids[k], 0);
 		s = rec_find("fdatasync ", qids[k], 0);
 		r = rec_find("rename ", qids[k], 0);
 		c = rec_find("cb ", qids[k], 0);
-		assert_true(o >= 0 && s >= 0 && r >= 0 && c >= 0);
+		assert_true(o >= 0 && r >= 0 && c >= 0);
 		/* rename goes to queue/QID */
-		snprintf(want, sizeof(want), "rename %s %s/queue/%s", qids[k],
-		    tdir, qids[k]);
-		assert_string_equal(rec.ev[r], want);
-		/* open < fdatasync < rename < directory fsync < callback */
-		assert_true(o < s);
-		assert_true(s < r);
-		f = rec_find("fsync queue/", NULL, r);
+		snprintf(want_rename, sizeof(want_rename), "rename %s %s/queue/%s",
+		    qids[k], tdir, qids[k]);
+		assert_string_equal(rec.ev[r], want_rename);
+		assert_true(o < r);
+		if (s >= 0) {
+			/* open < fdatasync < rename < directory fsync (or a
+			 * syncfs, when a batch mate was not fdatasync'd) <
+			 * callback */
+			assert_true(want != SPOOL_FLUSH_FILESYSTEM);
+			assert_true(o < s && s < r);
+			f = rec_find("fsync queue/", NULL, r);
+			if (f < 0 || f > c)
+				f = rec_find("syncfs ", NULL, r);
+		} else {
+			/* open < rename < syncfs < callback */
+			assert_true(want != SPOOL_FLUSH_FILE);
+			f = rec_find("syncfs ", NULL, r);
+		}
 		assert_true(f > r);
 		assert_true(f < c);
 	}
-	/* fewer directory fsyncs than messages when batched; at least one */
-	k = 0;
-	for (int i = 0; i < rec.n; i++)
-		k += strncmp(rec.ev[i], "fsync ", 6) == 0;
-	assert_true(k >= 1 && k <= 8);
+	/* fewer flushes than messages when batched; at least one */
+	for (i = 0; i < rec.n; i++)
+		nflush += strncmp(rec.ev[i], "fsync ", 6) == 0 ||
+		    strncmp(rec.ev[i], "syncfs ", 7) == 0;
+	assert_true(nflush >= 1 && nflush <= 8);
+	if (want == SPOOL_FLUSH_FILE)
+		assert_int_equal(rec_find("syncfs ", NULL, 0), -1);
+	if (want == SPOOL_FLUSH_FILESYSTEM)
+		assert_int_equal(rec_find("fdatasync ", NULL, 0), -1);
 	event_base_free(base);
+}
+
+static void
+test_order(void **state)
+{
+	(void)state;
+	/* fsops without syncfs: FILE whatever was asked */
+	check_order(&rec_ops, SPOOL_FLUSH_FILESYSTEM, SPOOL_FLUSH_FILE);
+	check_order(&rec_fs_ops, SPOOL_FLUSH_FILE, SPOOL_FLUSH_FILE);
+	check_order(&rec_fs_ops, SPOOL_FLUSH_FILESYSTEM,
+	    SPOOL_FLUSH_FILESYSTEM);
+	/* AUTO: either path, depending on the machine's unwritten data */
+	check_order(&rec_fs_ops, SPOOL_FLUSH_AUTO, SPOOL_FLUSH_AUTO);
 }
 
 /* --- recovery, lock, reading --- */
@@ -993,7 +1062,7 @@ test_list_and_read(void **state)
 static void
 test_space(void **state)
 {
-	struct spool_opts opts = { 0, NULL };
+	struct spool_opts opts = { 0, NULL, SPOOL_FLUSH_AUTO };
 	struct spool *sp;
 	char err[256];
 
@@ -1021,12 +1090,16 @@ test_env_faults(void **state)
 		const char	*spec;
 		int		 want;	/* errno of the Nth.. commits, 0 ok */
 		int		 ok_first;	/* commits that succeed first */
+		enum spool_flush flush;
 	} cases[] = {
-		{ "fdatasync:EIO", EIO, 0 },
-		{ "write:ENOSPC", ENOSPC, 0 },
-		{ "fsync:EIO", EIO, 0 },
-		{ "rename:EROFS:2", EROFS, 2 },
-		{ "close:EIO:1,unlink:EIO", EIO, 1 },
+		{ "fdatasync:EIO", EIO, 0, SPOOL_FLUSH_FILE },
+		{ "write:ENOSPC", ENOSPC, 0, SPOOL_FLUSH_AUTO },
+		{ "fsync:EIO", EIO, 0, SPOOL_FLUSH_FILE },
+		{ "rename:EROFS:2", EROFS, 2, SPOOL_FLUSH_AUTO },
+		{ "close:EIO:1,unlink:EIO", EIO, 1, SPOOL_FLUSH_AUTO },
+		{ "syncfs:EIO:1", EIO, 1, SPOOL_FLUSH_FILESYSTEM },
+		/* FILE never calls syncfs */
+		{ "syncfs:EIO", 0, 3, SPOOL_FLUSH_FILE },
 	};
 	static const char *const bad[] = {
 		"", "fdatasync", "fdatasync:", "fdatasync:EIOX", "fsink:EIO",
@@ -1039,12 +1112,13 @@ test_env_faults(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct spool_opts opts = { 0, NULL, cases[i].flush };
 		struct spool *sp;
 		char err[256];
 		int k;
 
 		setenv("OUTPOST_SPOOL_FAULTS", cases[i].spec, 1);
-		assert_int_equal(spool_open(&sp, tdir, NULL, err,
+		assert_int_equal(spool_open(&sp, tdir, &opts, err,
 		    sizeof(err)), 0);
 		for (k = 0; k < cases[i].ok_first + 2; k++) {
 			struct event_base *base = new_base();
@@ -1290,7 +1364,7 @@ test_header_fn_fails(void **state)
 static void
 test_header_spilled_order(void **state)
 {
-	struct spool_opts opts = { 0, &rec_ops };
+	struct spool_opts opts = { 0, &rec_ops, SPOOL_FLUSH_FILE };
 	struct event_base *base = new_base();
 	struct result r;
 	char err[256], qid[SPOOL_QID_SIZE], alt[SPOOL_QID_SIZE + 8],
@@ -1339,7 +1413,7 @@ test_header_spilled_order(void **state)
 static void
 test_header_spilled_fault(void **state)
 {
-	struct spool_opts opts = { 0, &tf_ops };
+	struct spool_opts opts = { 0, &tf_ops, SPOOL_FLUSH_FILE };
 	struct event_base *base = new_base();
 	struct result r;
 	char err[256], *body = make_body(150000, 5);

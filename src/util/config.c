@@ -616,6 +616,9 @@ static const char *const delivery_tls_choices[] = {
 static const char *const sender_rule_choices[] = {
 	"reject", "rewrite", NULL
 };
+static const char *const spool_flush_choices[] = {
+	"auto", "file", "filesystem", NULL
+};
 static const char *const listener_tls_choices[] = {
 	"starttls", "implicit", NULL
 };
@@ -652,6 +655,7 @@ static const struct keydef keys[] = {
 
 	{ "spool", "dir", K_PATH, F(spool_dir), 0, 0, NULL },
 	{ "spool", "min_free_space", K_SIZE, F(min_free_space), 0, 1ULL << 50, NULL },
+	{ "spool", "flush", K_CHOICE, F(spool_flush), 0, 0, spool_flush_choices },
 
 	{ "limits", "max_message_size", K_SIZE, F(max_message_size),
 	    1024, 1ULL << 40, NULL },
@@ -748,7 +752,8 @@ static const size_t str_fields[] = {
 	F(path), F(dir), F(hostname), F(domain), F(data_dir), F(help_url),
 	F(run_user), F(run_group),
 	F(tls_cert), F(tls_key), F(tls_ca), F(tls_ciphers), F(tls_ciphersuites),
-	F(accounts_db), F(spool_dir), F(sender_rule), F(rewrite_header),
+	F(accounts_db), F(spool_dir), F(spool_flush), F(sender_rule),
+	F(rewrite_header),
 	F(smarthost), F(smarthost_tls), F(smarthost_user),
 	F(smarthost_password_file), F(dns), F(delivery_tls),
 	F(helo_name), F(source_address), F(source_address6),

@@ -467,6 +467,7 @@ test_load_defaults(void **state)
 	assert_int_equal(cfg.argon2_memlimit, crypto_pwhash_MEMLIMIT_INTERACTIVE);
 	assert_int_equal(cfg.auth_threads, 0);
 	assert_int_equal(cfg.min_free_space, 100ULL << 20);
+	assert_null(cfg.spool_flush);	/* auto */
 	assert_int_equal(cfg.max_message_size, 35ULL << 20);
 	assert_int_equal(cfg.max_recipients, 100);
 	assert_int_equal(cfg.idle_timeout, 300);
@@ -532,6 +533,7 @@ test_load_full(void **state)
 	    "[spool]\n"
 	    "dir = /var/spool/outpost\n"
 	    "min_free_space = 1G\n"
+	    "flush = file\n"
 	    "[limits]\n"
 	    "max_message_size = 10M\n"
 	    "max_recipients = 100000\n"
@@ -602,6 +604,7 @@ test_load_full(void **state)
 	assert_int_equal(cfg.argon2_memlimit, 8192);
 	assert_int_equal(cfg.auth_threads, 2);
 	assert_int_equal(cfg.min_free_space, 1ULL << 30);
+	assert_string_equal(cfg.spool_flush, "file");
 	assert_int_equal(cfg.max_message_size, 10ULL << 20);
 	assert_int_equal(cfg.max_recipients, 50);	/* last one wins */
 	assert_int_equal(cfg.idle_timeout, 300);
@@ -744,6 +747,9 @@ test_load_errors(void **state)
 		{ "[delivery]\nsmarthost = gmail.com:587\nsmarthost_tls = ssl\n",
 		    ":3: [delivery] smarthost_tls: expected none, starttls or "
 		    "implicit, got \"ssl\"" },
+		{ "[spool]\nflush = always\n",
+		    ":2: [spool] flush: expected auto, file or filesystem, got "
+		    "\"always\"" },
 		{ "[delivery]\ntls = maybe\n",
 		    ":2: [delivery] tls: expected opportunistic, required or verify, "
 		    "got \"maybe\"" },

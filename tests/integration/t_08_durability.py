@@ -136,7 +136,10 @@ def _strings(args):
     return re.findall(r'"((?:[^"\\]|\\.)*)"', args)
 
 
-def check_fsync_order(events, qid, client_port):
+def check_fsync_order(events, qid, client_port, flush="file"):
+    """flush "file": open < fdatasync of the file < rename < fsync of
+    queue/ < reply.  "filesystem": open < rename < syncfs < reply, and no
+    fdatasync of the file (the syncfs covers it)."""
     fdpath = {}
     file_fds = set()
     t_open = t_sync = t_rename = t_dirsync = t_reply = None
@@ -167,9 +170,7 @@ def check_fsync_order(events, qid, client_port):
                 if p.rstrip("/").endswith("queue"):
                     t_dirsync = idx
         elif name == "syncfs" and done and ret == 0:
-            if t_rename is None and t_open is not None:
-                t_sync = idx
-            elif t_rename is not None and t_dirsync is None:
+            if t_rename is not None and t_dirsync is None:
                 t_dirsync = idx
         elif name in ("rename", "renameat", "renameat2") and t_rename is None:
             if qid in args and done and ret == 0:
@@ -180,20 +181,28 @@ def check_fsync_order(events, qid, client_port):
                 t_reply = idx
     assert t_open is not None, "no openat of a file named after %s" % qid
     assert t_rename is not None, "no rename of %s" % qid
-    assert t_sync is not None, "message file not fdatasync'd/fsync'd before its rename"
-    assert t_dirsync is not None, "queue directory not fsync'd after the rename"
     assert client_fd is not None, "accept of the client connection not found"
     assert t_reply is not None, "no write to the client after the rename"
+    if flush == "filesystem":
+        assert t_sync is None, "message file fdatasync'd with flush = filesystem"
+        assert t_dirsync is not None, "no syncfs after the rename"
+        assert t_open < t_rename < t_dirsync < t_reply, \
+            (t_open, t_rename, t_dirsync, t_reply)
+        return
+    assert t_sync is not None, "message file not fdatasync'd/fsync'd before its rename"
+    assert t_dirsync is not None, "queue directory not fsync'd after the rename"
     assert t_open < t_sync < t_rename < t_dirsync < t_reply, \
         (t_open, t_sync, t_rename, t_dirsync, t_reply)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
-def test_fsync_before_250(make_outpost):
-    """The message file is fsync'd before its rename into queue/, and queue/ is fsync'd, before 250 is written."""
+@pytest.mark.parametrize("flush", ["file", "filesystem"])
+def test_fsync_before_250(make_outpost, flush):
+    """Before 250 is written: [spool] flush = file fdatasyncs the message file before its rename into queue/ and fsyncs queue/ after it; flush = filesystem renames, then syncfs() covers file and rename."""
     # LeakSanitizer cannot run under ptrace; the rest of ASan can.
     asan = (os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-    o = make_outpost(start=False, env={"ASAN_OPTIONS": asan})
+    o = make_outpost(overrides={"spool": {"flush": flush}}, start=False,
+                     env={"ASAN_OPTIONS": asan})
     trace = os.path.join(o.dir, "strace.out")
     o.wrapper = ["strace", "-f", "-qq", "-s", "256", "-o", trace, "-e",
                  "trace=openat,write,writev,fdatasync,fsync,syncfs,rename,"
@@ -215,7 +224,7 @@ def test_fsync_before_250(make_outpost):
     o.stop()
     events = parse_strace(trace)
     assert events, "empty strace output"
-    check_fsync_order(events, qid, d.local_port)
+    check_fsync_order(events, qid, d.local_port, flush)
 
 
 # --------------------------------------------------------------------------
@@ -244,16 +253,21 @@ def try_send(o, lines=300):
         d.close()
 
 
-@pytest.mark.parametrize("fault,code,enh", [
-    ("fdatasync:EIO", 451, "4.3.0"),
-    ("write:EIO", 451, "4.3.0"),
-    ("write:ENOSPC", 452, "4.3.1"),
-    ("fsync:EIO", 451, "4.3.0"),
-    ("rename:EIO", 451, "4.3.0"),
+@pytest.mark.parametrize("flush,fault,code,enh", [
+    ("file", "fdatasync:EIO", 451, "4.3.0"),
+    ("file", "write:EIO", 451, "4.3.0"),
+    ("file", "write:ENOSPC", 452, "4.3.1"),
+    ("file", "fsync:EIO", 451, "4.3.0"),
+    ("file", "rename:EIO", 451, "4.3.0"),
+    ("filesystem", "syncfs:EIO", 451, "4.3.0"),
+    ("filesystem", "write:ENOSPC", 452, "4.3.1"),
+    ("filesystem", "rename:EIO", 451, "4.3.0"),
+    ("auto", "write:EIO", 451, "4.3.0"),
 ])
-def test_spool_faults(make_outpost, fault, code, enh):
-    """A failing disk (EIO/ENOSPC on write, fsync or rename) gives 451 4.3.0 / 452 4.3.1, never 250; nothing queued; service continues."""
-    o = make_outpost(env={"OUTPOST_SPOOL_FAULTS": fault})
+def test_spool_faults(make_outpost, flush, fault, code, enh):
+    """A failing disk (EIO/ENOSPC on write, fdatasync, fsync, syncfs or rename) gives 451 4.3.0 / 452 4.3.1, never 250, under every [spool] flush mode; nothing queued; service continues."""
+    o = make_outpost(overrides={"spool": {"flush": flush}},
+                     env={"OUTPOST_SPOOL_FAULTS": fault})
     for _ in range(2):
         r = try_send(o)
         assert r.code == code and r.enhanced == enh, "%s: %r" % (fault, r)
