@@ -430,13 +430,9 @@ main(int argc, char **argv)
 
 	memset(&sopts, 0, sizeof(sopts));
 	sopts.min_free_space = d->cfg.min_free_space;
-	if (d->cfg.spool_flush == NULL ||
-	    strcmp(d->cfg.spool_flush, "auto") == 0)
-		sopts.flush = SPOOL_FLUSH_AUTO;
-	else if (strcmp(d->cfg.spool_flush, "file") == 0)
-		sopts.flush = SPOOL_FLUSH_FILE;
-	else
-		sopts.flush = SPOOL_FLUSH_FILESYSTEM;
+	sopts.flush = d->cfg.spool_flush != NULL &&
+	    strcmp(d->cfg.spool_flush, "filesystem") == 0 ?
+	    SPOOL_FLUSH_FILESYSTEM : SPOOL_FLUSH_FILE;
 	if (spool_open(&d->srv.spool, d->cfg.spool_dir, &sopts, err,
 	    sizeof(err)) != 0) {
 		fprintf(stderr, "outpostd: %s\n", err);

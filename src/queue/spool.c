@@ -20,10 +20,12 @@
  * them (syncfs of the file system, or an fsync of queue/ when every file
  * of the batch was fdatasync'd), and only then the callbacks, handed to
  * each session's event loop (one loopcall per event loop per batch).
- * syncfs instead of one fdatasync per file: measured here, 4.5 KiB
- * messages cost 0.25 ms per batch of 1 against 0.65 ms, 0.67 ms per
- * batch of 16 against 3.5 ms, and the sync threads block once per batch
- * instead of once per message.  The two stages overlap: while the
+ * syncfs instead of one fdatasync per file (FILESYSTEM): measured here,
+ * 4.5 KiB messages cost 0.25 ms per batch of 1 against 0.65 ms, 0.67 ms
+ * per batch of 16 against 3.5 ms; but a delivery after an outage ran 30 %
+ * to 2x slower, because the syncfs also wrote out the delivery side's
+ * short-lived state files (freed again, with discards, when deleted), so
+ * FILE stays the default.  The two stages overlap: while the
  * committing thread waits for its flush, the others go on with the next
  * messages.  OUTPOST_SPOOL_SYNC_THREADS (1..16)
  * overrides the number of sync threads for tuning.
@@ -61,7 +63,6 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,11 +134,7 @@ struct spool {
 	int		 queuefd;	/* queue/, fsync'd once per batch */
 	const struct spool_fsops *fs;
 	uint64_t	 min_free;
-	enum spool_flush flush;		/* AUTO, FILE or FILESYSTEM */
-	/* AUTO: the last look at /proc/meminfo (any sync thread) */
-	_Atomic int64_t	 dirty_at_ms;	/* CLOCK_MONOTONIC ms, 0 = never */
-	_Atomic int	 dirty_high;	/* too much unwritten data: FILE */
-	int		 meminfo_warned;
+	enum spool_flush flush;		/* FILE or FILESYSTEM */
 
 	/* mu guards the incoming queue (head), the synced list and the
 	 * flags.  Sync threads take messages from head one at a time and
@@ -704,78 +701,6 @@ msg_header(struct spool_msg *m)
 	free(h);
 }
 
-/*
- * Dirty + Writeback of /proc/meminfo in bytes, or -1 when it cannot be
- * read.  Read with plain read(2) into a stack buffer: this runs on the
- * sync threads, between messages.
- */
-static long long
-meminfo_unwritten(void)
-{
-	char buf[4096], *p;
-	long long total = 0, v;
-	ssize_t n;
-	size_t len = 0;
-	int fd, found = 0;
-
-	if ((fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	while (len < sizeof(buf) - 1 &&
-	    (n = read(fd, buf + len, sizeof(buf) - 1 - len)) > 0)
-		len += (size_t)n;
-	close(fd);
-	buf[len] = '\0';
-	for (p = buf; p != NULL && *p != '\0'; p = strchr(p, '\n'),
-	    p = p ? p + 1 : NULL) {
-		if (strncmp(p, "Dirty:", 6) == 0)
-			p += 6;
-		else if (strncmp(p, "Writeback:", 10) == 0)
-			p += 10;
-		else
-			continue;
-		v = strtoll(p, NULL, 10);	/* "   1234 kB" */
-		if (v < 0)
-			return -1;
-		total += v * 1024;
-		found++;
-	}
-	return found == 2 ? total : -1;
-}
-
-/*
- * 1 when this message is left to the batch's syncfs(), 0 when its sync
- * thread fdatasyncs it (see enum spool_flush).  Under AUTO, one sync
- * thread at a time looks at /proc/meminfo again once 100 ms have passed;
- * the others use the last answer.
- */
-static int
-spool_flush_whole_fs(struct spool *sp)
-{
-	struct timespec ts;
-	int64_t now, at;
-	long long unwritten;
-
-	if (sp->flush != SPOOL_FLUSH_AUTO)
-		return sp->flush == SPOOL_FLUSH_FILESYSTEM;
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	at = atomic_load(&sp->dirty_at_ms);
-	if (at == 0 || now - at >= 100) {
-		if (atomic_compare_exchange_strong(&sp->dirty_at_ms, &at,
-		    now == 0 ? 1 : now)) {
-			unwritten = meminfo_unwritten();
-			if (unwritten < 0 && !sp->meminfo_warned++)
-				log_warn("spool: cannot read Dirty/Writeback "
-				    "from /proc/meminfo; flushing every "
-				    "message file on its own");
-			atomic_store(&sp->dirty_high, unwritten < 0 ||
-			    (unsigned long long)unwritten >
-			    SPOOL_AUTO_DIRTY_MAX);
-		}
-	}
-	return !atomic_load(&sp->dirty_high);
-}
-
 /* write-out (+ fdatasync unless left to syncfs) + close of one message
  * (any sync thread). */
 static void
@@ -793,7 +718,7 @@ msg_sync(struct spool_msg *m)
 	    (uint64_t)m->oldsize > m->written &&
 	    ftruncate(m->fd, (off_t)m->written) < 0)
 		m->err = errno ? errno : EIO;
-	if (!m->err && !spool_flush_whole_fs(m->sp)) {
+	if (!m->err && m->sp->flush == SPOOL_FLUSH_FILE) {
 		if (fs->fdatasync(m->fd) < 0)
 			m->err = errno ? errno : EIO;
 		else
@@ -1350,7 +1275,7 @@ spool_open(struct spool **out, const char *dir,
 	sp->syncedtailp = &sp->synced;
 	sp->min_free = opts ? opts->min_free_space : 0;
 	sp->fs = opts && opts->fsops ? opts->fsops : &spool_fsops_default;
-	sp->flush = opts ? opts->flush : SPOOL_FLUSH_AUTO;
+	sp->flush = opts ? opts->flush : SPOOL_FLUSH_FILE;
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->wcv, NULL);
 	pthread_mutex_init(&sp->pmu, NULL);

@@ -96,22 +96,19 @@ struct spool_fsops {
 extern const struct spool_fsops spool_fsops_default;
 
 /*
- * How a commit makes its batch durable.  FILE: fdatasync of every message
- * file, then one fsync of queue/ for the batch (two device flushes at
- * least, one per message).  FILESYSTEM: the files are only written, then
- * one syncfs() of the spool's file system covers every file and rename of
- * the batch (one flush for all of it), but also whatever else is waiting
- * to be written on that file system.  AUTO (the default): FILESYSTEM
- * while the kernel holds little unwritten data (SPOOL_AUTO_DIRTY_MAX of
- * Dirty + Writeback in /proc/meminfo, checked every 100 ms), FILE
- * otherwise, so that another program's large writes never delay a 250.
+ * How a commit makes its batch durable.  FILE (the default): fdatasync
+ * of every message file, then one fsync of queue/ for the batch (at
+ * least one device flush per message).  FILESYSTEM: the files are only
+ * written, then one syncfs() of the spool's file system covers every file
+ * and rename of the batch (one flush for all of it), but it also writes
+ * out everything else unwritten on that file system, short-lived files
+ * included (the delivery side's state files, other programs' temporary
+ * files) that would otherwise be deleted before ever reaching the disk.
  */
 enum spool_flush {
-	SPOOL_FLUSH_AUTO = 0,
-	SPOOL_FLUSH_FILE,
+	SPOOL_FLUSH_FILE = 0,
 	SPOOL_FLUSH_FILESYSTEM
 };
-#define SPOOL_AUTO_DIRTY_MAX	(8ULL << 20)
 
 struct spool_opts {
 	uint64_t min_free_space;	/* bytes; 0 = no check */

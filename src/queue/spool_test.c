@@ -754,8 +754,7 @@ rec_find(const char *prefix, const char *qid, int from)
  * Commits 8 messages and checks, for each, that the 250's callback comes
  * only after one of the two durable paths: fdatasync of its file before
  * its rename and an fsync of queue/ after it (FILE), or its rename and
- * then a syncfs (FILESYSTEM).  want: the path every message must take,
- * or SPOOL_FLUSH_AUTO for either.
+ * then a syncfs (FILESYSTEM).  want: the path every message must take.
  */
 static void
 check_order(const struct spool_fsops *ops, enum spool_flush flush,
@@ -796,17 +795,14 @@ check_order(const struct spool_fsops *ops, enum spool_flush flush,
 		assert_string_equal(rec.ev[r], want_rename);
 		assert_true(o < r);
 		if (s >= 0) {
-			/* open < fdatasync < rename < directory fsync (or a
-			 * syncfs, when a batch mate was not fdatasync'd) <
+			/* open < fdatasync < rename < directory fsync <
 			 * callback */
-			assert_true(want != SPOOL_FLUSH_FILESYSTEM);
+			assert_true(want == SPOOL_FLUSH_FILE);
 			assert_true(o < s && s < r);
 			f = rec_find("fsync queue/", NULL, r);
-			if (f < 0 || f > c)
-				f = rec_find("syncfs ", NULL, r);
 		} else {
 			/* open < rename < syncfs < callback */
-			assert_true(want != SPOOL_FLUSH_FILE);
+			assert_true(want == SPOOL_FLUSH_FILESYSTEM);
 			f = rec_find("syncfs ", NULL, r);
 		}
 		assert_true(f > r);
@@ -831,10 +827,9 @@ test_order(void **state)
 	/* fsops without syncfs: FILE whatever was asked */
 	check_order(&rec_ops, SPOOL_FLUSH_FILESYSTEM, SPOOL_FLUSH_FILE);
 	check_order(&rec_fs_ops, SPOOL_FLUSH_FILE, SPOOL_FLUSH_FILE);
+	check_order(&rec_ops, SPOOL_FLUSH_FILE, SPOOL_FLUSH_FILE);
 	check_order(&rec_fs_ops, SPOOL_FLUSH_FILESYSTEM,
 	    SPOOL_FLUSH_FILESYSTEM);
-	/* AUTO: either path, depending on the machine's unwritten data */
-	check_order(&rec_fs_ops, SPOOL_FLUSH_AUTO, SPOOL_FLUSH_AUTO);
 }
 
 /* --- recovery, lock, reading --- */
@@ -1062,7 +1057,7 @@ test_list_and_read(void **state)
 static void
 test_space(void **state)
 {
-	struct spool_opts opts = { 0, NULL, SPOOL_FLUSH_AUTO };
+	struct spool_opts opts = { 0, NULL, SPOOL_FLUSH_FILE };
 	struct spool *sp;
 	char err[256];
 
@@ -1093,10 +1088,10 @@ test_env_faults(void **state)
 		enum spool_flush flush;
 	} cases[] = {
 		{ "fdatasync:EIO", EIO, 0, SPOOL_FLUSH_FILE },
-		{ "write:ENOSPC", ENOSPC, 0, SPOOL_FLUSH_AUTO },
+		{ "write:ENOSPC", ENOSPC, 0, SPOOL_FLUSH_FILE },
 		{ "fsync:EIO", EIO, 0, SPOOL_FLUSH_FILE },
-		{ "rename:EROFS:2", EROFS, 2, SPOOL_FLUSH_AUTO },
-		{ "close:EIO:1,unlink:EIO", EIO, 1, SPOOL_FLUSH_AUTO },
+		{ "rename:EROFS:2", EROFS, 2, SPOOL_FLUSH_FILESYSTEM },
+		{ "close:EIO:1,unlink:EIO", EIO, 1, SPOOL_FLUSH_FILE },
 		{ "syncfs:EIO:1", EIO, 1, SPOOL_FLUSH_FILESYSTEM },
 		/* FILE never calls syncfs */
 		{ "syncfs:EIO", 0, 3, SPOOL_FLUSH_FILE },

@@ -617,7 +617,7 @@ static const char *const sender_rule_choices[] = {
 	"reject", "rewrite", NULL
 };
 static const char *const spool_flush_choices[] = {
-	"auto", "file", "filesystem", NULL
+	"file", "filesystem", NULL
 };
 static const char *const listener_tls_choices[] = {
 	"starttls", "implicit", NULL

@@ -82,7 +82,7 @@ struct config {
 	/* [spool] */
 	char	*spool_dir;	/* default: DATA_DIR/spool */
 	uint64_t min_free_space; /* bytes; MAIL gets 452 4.3.1 below it (default 100M) */
-	char	*spool_flush;	/* "auto" (default, NULL), "file", "filesystem" */
+	char	*spool_flush;	/* "file" (default, NULL) or "filesystem" */
 
 	/* [limits] */
 	uint64_t max_message_size;	/* default 35M (Gmail's ~35 MB) */

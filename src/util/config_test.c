@@ -467,7 +467,7 @@ test_load_defaults(void **state)
 	assert_int_equal(cfg.argon2_memlimit, crypto_pwhash_MEMLIMIT_INTERACTIVE);
 	assert_int_equal(cfg.auth_threads, 0);
 	assert_int_equal(cfg.min_free_space, 100ULL << 20);
-	assert_null(cfg.spool_flush);	/* auto */
+	assert_null(cfg.spool_flush);	/* file */
 	assert_int_equal(cfg.max_message_size, 35ULL << 20);
 	assert_int_equal(cfg.max_recipients, 100);
 	assert_int_equal(cfg.idle_timeout, 300);
@@ -748,7 +748,7 @@ test_load_errors(void **state)
 		    ":3: [delivery] smarthost_tls: expected none, starttls or "
 		    "implicit, got \"ssl\"" },
 		{ "[spool]\nflush = always\n",
-		    ":2: [spool] flush: expected auto, file or filesystem, got "
+		    ":2: [spool] flush: expected file or filesystem, got "
 		    "\"always\"" },
 		{ "[delivery]\ntls = maybe\n",
 		    ":2: [delivery] tls: expected opportunistic, required or verify, "

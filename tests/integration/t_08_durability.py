@@ -262,7 +262,6 @@ def try_send(o, lines=300):
     ("filesystem", "syncfs:EIO", 451, "4.3.0"),
     ("filesystem", "write:ENOSPC", 452, "4.3.1"),
     ("filesystem", "rename:EIO", 451, "4.3.0"),
-    ("auto", "write:EIO", 451, "4.3.0"),
 ])
 def test_spool_faults(make_outpost, flush, fault, code, enh):
     """A failing disk (EIO/ENOSPC on write, fdatasync, fsync, syncfs or rename) gives 451 4.3.0 / 452 4.3.1, never 250, under every [spool] flush mode; nothing queued; service continues."""
