@@ -12,6 +12,12 @@
  *           [-S 127.1.0.1+250] (source addresses, round robin)
  *           [-I] idle mode: open CONNS sessions (EHLO, TLS), print
  *                "READY ..." and hold them -t seconds, then QUIT.
+ *           [-L RATE] open loop: message i is not started (MAIL) before
+ *                i/RATE seconds into the run, so every server gets the
+ *                same offered load; a connection waits, idle, for its
+ *                message's time.  Without -L each connection starts its
+ *                next message at once (closed loop: as fast as the
+ *                server answers).
  *
  * One summary line on stdout:
  *   msgs/s=... ok=... errors=... conns=... p50=..ms p90=..ms p99=..ms
@@ -54,7 +60,7 @@ enum mode { M_PLAIN, M_STARTTLS, M_IMPLICIT };
 
 enum state {
 	S_CONNECT, S_TLS_HS, S_GREET, S_EHLO, S_STARTTLS, S_AUTH,
-	S_MAIL, S_RCPT, S_DATA, S_DOT, S_QUIT, S_IDLE, S_DEAD
+	S_MAIL, S_RCPT, S_DATA, S_DOT, S_QUIT, S_IDLE, S_PACED, S_DEAD
 };
 
 struct opts {
@@ -77,6 +83,7 @@ struct opts {
 	struct sockaddr_storage	*src;
 	int		 nsrc;
 	int		 verbose;
+	double		 rate;		/* -L: offered messages/s, 0 = closed loop */
 };
 
 static struct opts O;
@@ -121,6 +128,7 @@ struct conn {
 	int		 expect_after;	/* pipelined replies still to come */
 	uint32_t	 idx, gen;	/* epoll key: stale events are ignored */
 	int		 setting_up;	/* idle mode: counted in t->pending */
+	double		 due;		/* S_PACED: when its message may start */
 };
 
 struct thr {
@@ -136,6 +144,7 @@ struct thr {
 	long		 reconnects;
 	int		 next;		/* idle mode: next conn to start */
 	int		 pending;	/* idle mode: sessions being set up */
+	int		 nparked;	/* conns in S_PACED */
 };
 
 /* Idle mode opens at most this many sessions at a time per thread, as a
@@ -227,6 +236,8 @@ set_out_interest(struct conn *c, int want)
 static void
 conn_close(struct conn *c)
 {
+	if (c->st == S_PACED)
+		c->t->nparked--;
 	if (c->ssl) {
 		SSL_free(c->ssl);
 		c->ssl = NULL;
@@ -470,6 +481,8 @@ send_ehlo(struct conn *c)
 	queue_cmd(c, "EHLO %s\r\n", "loadgen.localhost");
 }
 
+static void send_mail(struct conn *c);
+
 static void
 next_message(struct conn *c)
 {
@@ -487,6 +500,20 @@ next_message(struct conn *c)
 		queue_cmd(c, "%s", "QUIT\r\n");
 		return;
 	}
+	if (O.rate > 0 && g_t0 + (double)n / O.rate > now()) {
+		/* open loop: wait for this message's time (thr_main) */
+		c->st = S_PACED;
+		c->due = g_t0 + (double)n / O.rate;
+		c->t->nparked++;
+		return;
+	}
+	send_mail(c);
+}
+
+/* Starts the claimed message: MAIL (+ RCPT + DATA when pipelining). */
+static void
+send_mail(struct conn *c)
+{
 	c->have_msg = 1;
 	c->st = S_MAIL;
 	if (c->pipelining) {
@@ -813,6 +840,44 @@ closed:
 	conn_fail(c, "read", c->inlen ? c->in : "connection closed");
 }
 
+/* epoll timeout in ms: up to 100, less when a paced message is due. */
+static int
+paced_timeout(struct thr *t, double tnow)
+{
+	double first = tnow + 0.1;
+	int ms;
+
+	if (t->nparked == 0)
+		return 100;
+	for (int i = 0; i < t->nconn; i++)
+		if (t->c[i].st == S_PACED && t->c[i].due < first)
+			first = t->c[i].due;
+	ms = (int)((first - tnow) * 1000.0 + 0.999);
+	return ms < 0 ? 0 : ms > 100 ? 100 : ms;
+}
+
+/* Starts every paced message whose time has come; at the end of the run
+ * a waiting connection says QUIT instead. */
+static void
+paced_resume(struct thr *t, double tnow)
+{
+	for (int i = 0; i < t->nconn && t->nparked > 0; i++) {
+		struct conn *c = &t->c[i];
+
+		if (c->st != S_PACED)
+			continue;
+		if (c->due > tnow && !g_stop && tnow < g_deadline)
+			continue;
+		t->nparked--;
+		if (g_stop || tnow >= g_deadline) {
+			c->st = S_QUIT;
+			queue_cmd(c, "%s", "QUIT\r\n");
+		} else
+			send_mail(c);
+		conn_event(c, EPOLLOUT);
+	}
+}
+
 static void *
 thr_main(void *arg)
 {
@@ -893,7 +958,7 @@ thr_main(void *arg)
 			continue;
 		}
 		(void)idle_end;
-		n = epoll_wait(t->ep, evs, 256, 100);
+		n = epoll_wait(t->ep, evs, 256, paced_timeout(t, tnow));
 		/* The latency is the server's: a reply to the final dot is
 		 * stamped when epoll reports it, and those connections are
 		 * served first, not after handshakes that became ready in
@@ -914,6 +979,8 @@ thr_main(void *arg)
 				evs[i].events = 0;
 			}
 		}
+		if (t->nparked > 0)
+			paced_resume(t, now());
 	}
 	close(t->ep);
 	return NULL;
@@ -1003,7 +1070,7 @@ usage(void)
 	    "usage: loadgen -p PORT [-H 127.0.0.1] [-m plain|starttls|implicit]\n"
 	    "  [-c CONNS] [-n MSGS] [-k PER_CONN] [-s SIZE] [-u USER]\n"
 	    "  [-P PASSFILE | env LOADGEN_PASSWORD] [-r] [-t SECONDS]\n"
-	    "  [-T THREADS] [-S 127.1.0.1+N] [-R RCPT] [-I] [-v]\n");
+	    "  [-T THREADS] [-S 127.1.0.1+N] [-R RCPT] [-I] [-L RATE] [-v]\n");
 	exit(2);
 }
 
@@ -1024,7 +1091,7 @@ main(int argc, char **argv)
 	O.timeout = 60;
 	O.threads = 1;
 	O.rcpt = "sink@discard.test";
-	while ((ch = getopt(argc, argv, "H:p:m:c:n:k:s:u:P:rt:T:S:R:Iv")) != -1) {
+	while ((ch = getopt(argc, argv, "H:p:m:c:n:k:s:u:P:rt:T:S:R:IL:v")) != -1) {
 		switch (ch) {
 		case 'H': O.host = optarg; break;
 		case 'p': O.port = atoi(optarg); break;
@@ -1046,6 +1113,7 @@ main(int argc, char **argv)
 		case 'S': srcspec = optarg; break;
 		case 'R': O.rcpt = optarg; break;
 		case 'I': O.idle = 1; break;
+		case 'L': O.rate = atof(optarg); break;
 		case 'v': O.verbose = 1; break;
 		default: usage();
 		}
@@ -1053,7 +1121,8 @@ main(int argc, char **argv)
 	if (O.port <= 0 || O.port > 65535 || O.conns < 1 || O.conns > 100000 ||
 	    O.msgs < 0 || O.msgs > 10000000 || O.per_conn < 1 ||
 	    O.threads < 1 || O.threads > 64 || O.timeout <= 0 ||
-	    O.timeout > 3600 || O.size > 64 * 1024 * 1024)
+	    O.timeout > 3600 || O.size > 64 * 1024 * 1024 || O.rate < 0 ||
+	    O.rate > 1e6)
 		usage();
 	if (parse_addr(O.host, O.port, &O.dst, &O.dstlen) < 0)
 		die("target %s is not a loopback address", O.host);
@@ -1201,6 +1270,8 @@ main(int argc, char **argv)
 			    atomic_load(&g_conns), atomic_load(&g_resumed),
 			    atomic_load(&g_unfinished), el,
 			    p50 * 1e3, p90 * 1e3, p99 * 1e3, mx * 1e3);
+		if (O.rate > 0)
+			printf(" offered=%.1f", O.rate);
 		printf(" errs=\"");
 		for (int i = 0; i < g_nerrs; i++)
 			printf("%s%s", i ? " | " : "", g_errs[i]);
