@@ -4,8 +4,8 @@
  * OUTPOST_SPOOL_FAULTS (read by spool_open() when no fsops are given) is
  * a comma-separated list of OP:ERRNO[:AFTER] entries: OP is one of open,
  * write, fdatasync, fsync, rename, close, unlink, syncfs; ERRNO a name
- * such as EIO or ENOSPC; AFTER (default 0) how many calls of OP succeed before
- * every later call fails.  Example: "write:ENOSPC:3,fsync:EIO".  The
+ * such as EIO or ENOSPC; AFTER (default 0) how many calls of OP succeed
+ * before every later call fails.  Example: "write:ENOSPC:3,fsync:EIO".  The
  * parser is strict: an unknown op or errno, a duplicate op, or any stray
  * character fails spool_open() with a message, so a typo in a test never
  * silently turns fault injection off.
