@@ -60,6 +60,7 @@ def test_good_config(setup_only):
     ("limits", "max_recipients", "-4"),
     ("server", "workers", "many"),
     ("listener submission", "tls", "sometimes"),
+    ("spool", "flush", "always"),
 ])
 def test_bad_config_names_file_and_line(setup_only, section, key, value):
     """--check-config reports a bad key or value as FILE:LINE: and exits non-zero."""
